@@ -1,0 +1,27 @@
+"""m2a-hf: Multi-Attribute Multi-Grained Adaptation (M2A, AAAI 2025) for Hugging Face transformers."""
+
+from m2a_hf.auto import register
+from m2a_hf.modeling import (
+    M2AConfig,
+    M2AForSequenceClassification,
+    M2ALinear,
+    M2AModel,
+    M2APreTrainedModel,
+    M2ASequenceClassifierOutput,
+)
+
+
+__version__ = "0.1.0"
+
+register()
+
+__all__ = [
+    "M2AConfig",
+    "M2AForSequenceClassification",
+    "M2ALinear",
+    "M2AModel",
+    "M2APreTrainedModel",
+    "M2ASequenceClassifierOutput",
+    "__version__",
+    "register",
+]

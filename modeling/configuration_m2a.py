@@ -1,0 +1,294 @@
+"""M2A configuration.
+
+Self-contained (torch + transformers only): this file is copied into every saved checkpoint and runs as remote code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from transformers import AutoConfig, PretrainedConfig
+
+
+try:  # transformers >= 5: sub-configs are declared with a spec
+    from transformers.configuration_utils import SubConfigSpec
+except ImportError:  # transformers 4.x
+    SubConfigSpec = None
+
+
+TRAINING_VIEWS = ("joint", "stochastic", "fine", "coarse")
+
+
+def _normalise_attributes(attributes: Any) -> list[dict[str, Any]]:
+    """Turn `{"user": 10}`, `[("user", 10)]` or `[{"name": "user", "num_values": 10}]` into the stored list form."""
+    if attributes is None:
+        return []
+    if isinstance(attributes, Mapping):
+        items = list(attributes.items())
+    elif isinstance(attributes, Sequence) and not isinstance(attributes, str):
+        items = []
+        for entry in attributes:
+            if isinstance(entry, Mapping):
+                if "name" not in entry or "num_values" not in entry:
+                    raise ValueError(f"`attributes` entries must have `name` and `num_values`, got {dict(entry)!r}.")
+                items.append((entry["name"], entry["num_values"]))
+            elif isinstance(entry, Sequence) and not isinstance(entry, str) and len(entry) == 2:
+                items.append((entry[0], entry[1]))
+            else:
+                raise ValueError(
+                    f"`attributes` entries must be (name, num_values) pairs or dicts, got {entry!r}; "
+                    'e.g. attributes={"user": 1631, "item": 1633}.'
+                )
+    else:
+        raise ValueError(
+            f'`attributes` must be a mapping such as {{"user": 1631, "item": 1633}} or a list of (name, num_values) '
+            f"pairs, got {type(attributes).__name__}."
+        )
+    out, seen = [], set()
+    for name, size in items:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"attribute names must be non-empty strings, got {name!r}.")
+        if name in seen:
+            raise ValueError(f"attribute {name!r} is listed twice in `attributes`.")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"attribute {name!r}: `num_values` must be an integer >= 0, got {size!r}.")
+        seen.add(name)
+        out.append({"name": name, "num_values": int(size)})
+    return out
+
+
+def _as_name_list(value: Any, field: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    values = list(value)
+    if not all(isinstance(v, str) and v for v in values):
+        raise ValueError(f"`{field}` must be a list of module-name suffixes (strings), got {value!r}.")
+    return values
+
+
+class M2AConfig(PretrainedConfig):
+    r"""Configuration of an M2A model: a frozen backbone plus multi-attribute, multi-grained adapters.
+
+    Every adapted linear layer `W` computes, per sample `b` and attribute `a`:
+
+        y = W x + s·B A x                                  (coarse view: shared LoRA, always on)
+              + Σ_a [ x·(C_{a,v_b} ⊗ D_a)   if the value v_b of attribute a is known   (fine view, Kronecker)
+                      s_a·B_a A_a x         if it is unknown (-1) ]                     (coarse c' LoRA)
+
+    Args:
+        backbone_config (`PretrainedConfig` or `dict`):
+            Configuration of the pre-trained encoder (BERT, RoBERTa, MiniLM, ...), nested so that one `config.json`
+            rebuilds the whole model offline.
+        attributes (`dict[str, int]` or `list`, *optional*):
+            Ordered attribute names with their number of values, e.g. `{"user": 1631, "item": 1633}`. Stored as a list
+            (`[{"name": "user", "num_values": 1631}, ...]`) because `config.json` sorts dict keys.
+        num_labels (`int`, *optional*, defaults to 2):
+            Number of classes.
+        lora_rank (`int`, *optional*, defaults to 128):
+            Rank of the coarse LoRA (shared by all samples) and of the plain LoRAs.
+        lora_alpha (`float`, *optional*, defaults to 256):
+            LoRA scaling numerator: the update is scaled by `lora_alpha / lora_rank`.
+        lora_dropout (`float`, *optional*, defaults to 0.1):
+            Dropout on the input of the LoRA branches.
+        attribute_lora_rank (`int`, *optional*):
+            Rank of each attribute's coarse "unknown value" (c') LoRA. Defaults to `lora_rank`.
+        attribute_lora_alpha (`float`, *optional*):
+            Scaling numerator of the c' LoRAs. Defaults to `lora_alpha`.
+        m2a_target_modules (`list[str]`, *optional*, defaults to `["query", "value"]`):
+            Module-name suffixes of the linear layers that get the multi-grained adapter.
+        lora_target_modules (`list[str]`, *optional*, defaults to `["attention.output.dense", "intermediate.dense"]`):
+            Module-name suffixes of the linear layers that get a plain LoRA (shared by both views).
+        value_embedding_dim (`int`, *optional*):
+            Size of the learned per-value embedding. Defaults to the backbone's hidden size.
+        kron_factors (`list[int]`, *optional*):
+            `[p, s]`: shape of the per-value Kronecker factor `C_v` (p×s); the shared factor `D` is then
+            `(in/p)×(out/s)`. `p` must divide every target's input size and `s` its output size. When not given,
+            each layer derives them from its own sizes (p = smallest divisor of `in` ≥ √in, s = largest divisor of
+            `out` ≤ √out; 768→768 gives the reference's 32×24 and 24×32).
+        mlm_weight (`float`, *optional*, defaults to 0.5):
+            α, weight of the masked-LM loss.
+        coarse_weight (`float`, *optional*, defaults to 0.5):
+            λ, weight of the coarse view (NN†) loss in `joint` training.
+        kl_weight (`float`, *optional*, defaults to 0.0):
+            β, weight of the distillation term KL(NN ‖ NN†) in `joint` training (the paper has it; the reference
+            code does not use it).
+        kl_temperature (`float`, *optional*, defaults to 4.0):
+            Softmax temperature of the distillation term.
+        training_view (`str`, *optional*, defaults to `"joint"`):
+            What a training forward computes: `"joint"` (the reference: NN and NN† on every sample, in one batched
+            pass), `"stochastic"` (one pass; each sample is routed to NN† with probability `stochastic_coarse_prob`),
+            `"fine"` (NN only) or `"coarse"` (NN† only).
+        stochastic_coarse_prob (`float`, *optional*):
+            Probability that a sample takes the coarse view under `"stochastic"`. Defaults to λ/(1+λ), so that the
+            expected loss is proportional to the joint loss `L_NN + λ·L_NN†`.
+        full_finetune (`bool`, *optional*, defaults to `False`):
+            Train the whole backbone too (the paper's ‡ variant).
+        train_layer_norms (`bool`, *optional*, defaults to `True`):
+            Train the backbone's LayerNorms (as the reference does).
+        train_mlm_head (`bool`, *optional*, defaults to `True`):
+            Train the MLM head's transform and bias (the reference trains BERT's `cls`; the decoder matrix is the
+            frozen word-embedding matrix and is never trained).
+        classifier_dropout (`float`, *optional*):
+            Dropout in the classification head. Defaults to the backbone's `hidden_dropout_prob` (or 0.1).
+        mask_token_id (`int`, *optional*):
+            Token used to mask inputs for the MLM term (set by `from_backbone` from the tokenizer).
+
+    Example:
+
+    ```python
+    >>> from transformers import BertConfig
+    >>> config = M2AConfig(
+    ...     backbone_config=BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128),
+    ...     attributes={"user": 10, "item": 5},
+    ...     num_labels=3,
+    ...     lora_rank=8,
+    ...     lora_alpha=16,
+    ... )
+    >>> config.attribute_names
+    ['user', 'item']
+    ```
+    """
+
+    model_type = "m2a"
+    if SubConfigSpec is not None:
+        sub_configs_defaults = {"backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
+    else:  # pragma: no cover - transformers 4.x
+        sub_configs = {"backbone_config": AutoConfig}
+
+    def __init__(
+        self,
+        backbone_config: PretrainedConfig | dict | None = None,
+        attributes: Any = None,
+        lora_rank: int = 128,
+        lora_alpha: float = 256.0,
+        lora_dropout: float = 0.1,
+        attribute_lora_rank: int | None = None,
+        attribute_lora_alpha: float | None = None,
+        m2a_target_modules: list[str] | None = None,
+        lora_target_modules: list[str] | None = None,
+        value_embedding_dim: int | None = None,
+        kron_factors: list[int] | None = None,
+        mlm_weight: float = 0.5,
+        coarse_weight: float = 0.5,
+        kl_weight: float = 0.0,
+        kl_temperature: float = 4.0,
+        training_view: str = "joint",
+        stochastic_coarse_prob: float | None = None,
+        full_finetune: bool = False,
+        train_layer_norms: bool = True,
+        train_mlm_head: bool = True,
+        classifier_dropout: float | None = None,
+        mask_token_id: int | None = None,
+        **kwargs,
+    ):
+        if backbone_config is None:
+            backbone_config = AutoConfig.for_model("bert")
+        elif isinstance(backbone_config, Mapping):
+            backbone_config = dict(backbone_config)
+            model_type = backbone_config.pop("model_type", None)
+            if model_type is None:
+                raise ValueError("`backbone_config` given as a dict must contain its `model_type` (e.g. 'bert').")
+            backbone_config = AutoConfig.for_model(model_type, **backbone_config)
+        elif not isinstance(backbone_config, PretrainedConfig):
+            raise ValueError(
+                f"`backbone_config` must be a PretrainedConfig or a dict, got {type(backbone_config).__name__}."
+            )
+        # A local path in the nested config would leak into config.json and mean nothing elsewhere.
+        backbone_config._name_or_path = ""
+        self.backbone_config = backbone_config
+        self.attributes = _normalise_attributes(attributes)
+
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha
+        self.lora_dropout = lora_dropout
+        self.attribute_lora_rank = attribute_lora_rank
+        self.attribute_lora_alpha = attribute_lora_alpha
+        self.m2a_target_modules = _as_name_list(
+            ["query", "value"] if m2a_target_modules is None else m2a_target_modules, "m2a_target_modules"
+        )
+        self.lora_target_modules = _as_name_list(
+            ["attention.output.dense", "intermediate.dense"] if lora_target_modules is None else lora_target_modules,
+            "lora_target_modules",
+        )
+        self.value_embedding_dim = value_embedding_dim
+        self.kron_factors = list(kron_factors) if kron_factors is not None else None
+        self.mlm_weight = mlm_weight
+        self.coarse_weight = coarse_weight
+        self.kl_weight = kl_weight
+        self.kl_temperature = kl_temperature
+        self.training_view = training_view
+        self.stochastic_coarse_prob = stochastic_coarse_prob
+        self.full_finetune = full_finetune
+        self.train_layer_norms = train_layer_norms
+        self.train_mlm_head = train_mlm_head
+        self.classifier_dropout = classifier_dropout
+        self.mask_token_id = mask_token_id
+        kwargs.setdefault("pad_token_id", getattr(backbone_config, "pad_token_id", None))
+        super().__init__(**kwargs)
+        self._validate()
+
+    def _validate(self) -> None:
+        def positive_int(name: str, value: Any, allow_none: bool = False) -> None:
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+
+        def non_negative(name: str, value: Any, allow_none: bool = False) -> None:
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"`{name}` must be a number >= 0, got {value!r}.")
+
+        positive_int("lora_rank", self.lora_rank)
+        positive_int("attribute_lora_rank", self.attribute_lora_rank, allow_none=True)
+        positive_int("value_embedding_dim", self.value_embedding_dim, allow_none=True)
+        non_negative("lora_alpha", self.lora_alpha)
+        non_negative("attribute_lora_alpha", self.attribute_lora_alpha, allow_none=True)
+        for name in ("mlm_weight", "coarse_weight", "kl_weight"):
+            non_negative(name, getattr(self, name))
+        if not isinstance(self.kl_temperature, (int, float)) or self.kl_temperature <= 0:
+            raise ValueError(f"`kl_temperature` must be > 0, got {self.kl_temperature!r}.")
+        if not (isinstance(self.lora_dropout, (int, float)) and 0 <= self.lora_dropout < 1):
+            raise ValueError(f"`lora_dropout` must be in [0, 1), got {self.lora_dropout!r}.")
+        if self.training_view not in TRAINING_VIEWS:
+            raise ValueError(f"`training_view` must be one of {list(TRAINING_VIEWS)}, got {self.training_view!r}.")
+        if self.stochastic_coarse_prob is not None and not (0 <= self.stochastic_coarse_prob <= 1):
+            raise ValueError(f"`stochastic_coarse_prob` must be in [0, 1], got {self.stochastic_coarse_prob!r}.")
+        if self.kron_factors is not None:
+            if len(self.kron_factors) != 2:
+                raise ValueError(f"`kron_factors` must be [p, s] (two positive integers), got {self.kron_factors!r}.")
+            for value in self.kron_factors:
+                positive_int("kron_factors", value)
+        overlap = set(self.m2a_target_modules) & set(self.lora_target_modules)
+        if overlap:
+            raise ValueError(
+                f"modules {sorted(overlap)} are in both `m2a_target_modules` and `lora_target_modules`; "
+                "a layer gets either the multi-grained adapter or a plain LoRA."
+            )
+
+    @property
+    def attribute_names(self) -> list[str]:
+        """Attribute names, in the column order of `attribute_ids`."""
+        return [a["name"] for a in self.attributes]
+
+    @property
+    def attribute_sizes(self) -> list[int]:
+        """Number of values of each attribute, in `attribute_names` order."""
+        return [a["num_values"] for a in self.attributes]
+
+    @property
+    def num_attributes(self) -> int:
+        return len(self.attributes)
+
+    @property
+    def effective_stochastic_coarse_prob(self) -> float:
+        if self.stochastic_coarse_prob is not None:
+            return float(self.stochastic_coarse_prob)
+        return float(self.coarse_weight) / (1.0 + float(self.coarse_weight))
+
+
+__all__ = ["M2AConfig", "TRAINING_VIEWS"]

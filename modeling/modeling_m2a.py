@@ -1,0 +1,868 @@
+"""M2A: Multi-Attribute Multi-Grained Adaptation of a frozen pre-trained encoder (AAAI 2025).
+
+Self-contained (torch + transformers only): this file is copied into every saved checkpoint and runs as remote code.
+
+Every adapted linear layer (`M2ALinear`, a drop-in `nn.Linear`, so the backbone's weight names are unchanged):
+
+            x ──────────── W (frozen) ─────────────────────────────┐
+            │                                                       │
+            ├─ dropout ─ A ─ B ·(α/r) ─────── coarse LoRA w^(c) ───┤  always on
+            │                                                       │
+            │   per sample b, per attribute a:                      ├──► y
+            ├─ value v known:   X ↦ C_{a,v}ᵀ · X · D_a  (fine)  ───┤  C_{a,v} = G_a · e_{a,v}  (p×s, generated)
+            └─ value unknown:   dropout ─ A_a ─ B_a ·(α/r) (c') ───┘  D_a shared by the values  (q×t)
+
+The fine adapter is the Kronecker product ΔW = C ⊗ D applied in factorised form: with x reshaped to X (p×q),
+x·(C ⊗ D) = vec(Cᵀ X D), so no (in × out) matrix — let alone one per sample — is ever built.
+
+Views: per-sample routing (default), `view="coarse"` (NN†: every attribute unknown), `view="iid"` (coarse LoRA
+alone). Training policies (`config.training_view`): `joint` runs NN and NN† on every sample in one batched pass,
+`stochastic` routes each sample to one of them, `fine` / `coarse` run one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification, PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.modeling_outputs import BaseModelOutput
+from transformers.utils import ModelOutput, logging
+
+from .configuration_m2a import M2AConfig
+
+
+logger = logging.get_logger(__name__)
+
+ADAPTER_CONFIG_NAME = "adapter_config.json"
+ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
+VIEWS = (None, "fine", "coarse", "iid")
+AUTO_MAP = {
+    "AutoConfig": "configuration_m2a.M2AConfig",
+    "AutoModel": "modeling_m2a.M2AModel",
+    "AutoModelForSequenceClassification": "modeling_m2a.M2AForSequenceClassification",
+}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Kronecker factor shapes
+# ----------------------------------------------------------------------------------------------------------------------
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def kron_shapes(in_features: int, out_features: int, kron_factors: list[int] | None = None) -> tuple[int, int, int, int]:
+    """Return `(p, q, s, t)` with `in = p·q`, `out = s·t`: `C_v` is p×s (per value), `D` is q×t (shared).
+
+    Default: p = smallest divisor of `in` ≥ √in, s = largest divisor of `out` ≤ √out (768→768: the reference's
+    C 32×24, D 24×32).
+    """
+    if kron_factors is not None:
+        p, s = kron_factors
+        if in_features % p or out_features % s:
+            raise ValueError(
+                f"`kron_factors` {list(kron_factors)} do not fit a {in_features}→{out_features} layer: p={p} must "
+                f"divide in_features={in_features} and s={s} must divide out_features={out_features} "
+                f"(divisors of {in_features}: {_divisors(in_features)}; of {out_features}: {_divisors(out_features)})."
+            )
+    else:
+        p = min(d for d in _divisors(in_features) if d * d >= in_features)
+        s = max(d for d in _divisors(out_features) if d * d <= out_features)
+    return p, in_features // p, s, out_features // s
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Routing: which rows of the batch take which path, set once per forward and read by every adapted layer
+# ----------------------------------------------------------------------------------------------------------------------
+Rows = slice | torch.Tensor | None  # None: no row; slice: a contiguous range (slice(None) = all); tensor: row indices
+
+
+@dataclass
+class _AttributeRoute:
+    fine_rows: Rows  # rows whose value is known
+    coarse_rows: Rows  # rows whose value is unknown (c' LoRA)
+    embeddings: torch.Tensor | None  # (n_fine, E) value embeddings of the fine rows
+
+
+@dataclass
+class _Routing:
+    iid: bool
+    attributes: list[_AttributeRoute]
+
+
+class _Router:
+    """Holds the routing of the current forward. Deliberately not cleared after the forward: gradient checkpointing
+    re-runs layers during backward and must see the same routing."""
+
+    def __init__(self) -> None:
+        self.state: _Routing | None = None
+
+
+def _rows_from_mask(mask: torch.Tensor, count: int) -> Rows:
+    n = mask.shape[0]
+    if count == 0:
+        return None
+    if count == n:
+        return slice(None)
+    idx = mask.nonzero().squeeze(1)
+    first, last = int(idx[0]), int(idx[-1])
+    if last - first + 1 == count:
+        return slice(first, last + 1)
+    return idx
+
+
+def _select(x: torch.Tensor, rows: Rows) -> torch.Tensor:
+    return x[rows] if isinstance(rows, slice) else x.index_select(0, rows)
+
+
+def _add_rows(out: torch.Tensor, rows: Rows, delta: torch.Tensor) -> torch.Tensor:
+    if isinstance(rows, slice):
+        if rows == slice(None):
+            return out + delta
+        out[rows] += delta
+        return out
+    return out.index_add_(0, rows, delta)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The adapted linear layer
+# ----------------------------------------------------------------------------------------------------------------------
+class M2ALinear(nn.Linear):
+    """A frozen `nn.Linear` with a coarse LoRA and, when `num_attributes > 0`, per-attribute c' LoRAs and fine
+    Kronecker adapters. Parameters: `weight`/`bias` (the backbone's, unchanged names) and `m2a_*` adapters."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        rank: int,
+        alpha: float,
+        dropout: float,
+        num_attributes: int = 0,
+        attribute_rank: int | None = None,
+        attribute_alpha: float | None = None,
+        embedding_dim: int | None = None,
+        kron_factors: list[int] | None = None,
+        router: _Router | None = None,
+    ) -> None:
+        super().__init__(in_features, out_features, bias=bias)
+        self.rank, self.scaling = rank, alpha / rank
+        self.num_attributes = num_attributes
+        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.m2a_lora_A = nn.Parameter(torch.empty(rank, in_features))
+        self.m2a_lora_B = nn.Parameter(torch.empty(out_features, rank))
+        self._router = router
+        if num_attributes:
+            attribute_rank = attribute_rank or rank
+            attribute_alpha = attribute_alpha if attribute_alpha is not None else alpha
+            self.attribute_scaling = attribute_alpha / attribute_rank
+            p, q, s, t = kron_shapes(in_features, out_features, kron_factors)
+            self.kron_shape = (p, q, s, t)
+            # Order of the two small contractions: pick the cheaper one per token.
+            self._c_first = s * p * q + s * q * t <= p * q * t + p * s * t
+            self.m2a_attr_A = nn.Parameter(torch.empty(num_attributes, attribute_rank, in_features))
+            self.m2a_attr_B = nn.Parameter(torch.empty(num_attributes, out_features, attribute_rank))
+            self.m2a_fine_gen = nn.Parameter(torch.empty(num_attributes, embedding_dim, p * s))
+            self.m2a_fine_shared = nn.Parameter(torch.empty(num_attributes, q, t))
+        self.reset_adapter_parameters()
+
+    @torch.no_grad()
+    def reset_adapter_parameters(self) -> None:
+        """LoRA: A kaiming-uniform, B zero (the update starts at 0). Fine: generator and shared factor kaiming (the
+        zero-initialised value embeddings make the fine update start at 0)."""
+        nn.init.kaiming_uniform_(self.m2a_lora_A, a=math.sqrt(5))
+        nn.init.zeros_(self.m2a_lora_B)
+        if self.num_attributes:
+            for i in range(self.num_attributes):
+                nn.init.kaiming_uniform_(self.m2a_attr_A[i], a=math.sqrt(5))
+                nn.init.kaiming_uniform_(self.m2a_fine_gen[i].T, a=math.sqrt(5))
+                nn.init.kaiming_uniform_(self.m2a_fine_shared[i], a=math.sqrt(5))
+            nn.init.zeros_(self.m2a_attr_B)
+
+    def adapter_parameters(self) -> dict[str, nn.Parameter]:
+        names = ["m2a_lora_A", "m2a_lora_B"]
+        if self.num_attributes:
+            names += ["m2a_attr_A", "m2a_attr_B", "m2a_fine_gen", "m2a_fine_shared"]
+        return {n: getattr(self, n) for n in names}
+
+    def fine_delta(self, x: torch.Tensor, factor_c: torch.Tensor, factor_d: torch.Tensor) -> torch.Tensor:
+        """`x · (C_b ⊗ D)` per row b without building the Kronecker product.
+
+        Args: x (n, L, in); factor_c (n, p, s), one per row; factor_d (q, t), shared. Returns (n, L, out).
+        """
+        p, q, s, t = self.kron_shape
+        n, length = x.shape[0], x.shape[1]
+        xr = x.reshape(n, length, p, q)
+        if self._c_first:
+            z = torch.einsum("nlpq,nps->nlsq", xr, factor_c)  # (n, L, s, q)
+            y = torch.matmul(z, factor_d)  # (n, L, s, t)
+        else:
+            z = torch.matmul(xr, factor_d)  # (n, L, p, t)
+            y = torch.einsum("nlpt,nps->nlst", z, factor_c)  # (n, L, s, t)
+        return y.reshape(n, length, s * t)
+
+    def coarse_delta_weight(self, include_unknown: bool) -> torch.Tensor:
+        """Dense (out, in) update of the coarse view: s·BA (+ Σ_a s_a·B_a A_a when every value is unknown)."""
+        delta = self.scaling * (self.m2a_lora_B @ self.m2a_lora_A)
+        if include_unknown and self.num_attributes:
+            delta = delta + self.attribute_scaling * torch.einsum("aor,ari->oi", self.m2a_attr_B, self.m2a_attr_A)
+        return delta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.linear(x, self.weight, self.bias)
+        state = self._router.state if self._router is not None else None
+        h = self.lora_dropout(x)
+        if state is None or state.iid or not self.num_attributes:
+            return out + self.scaling * F.linear(F.linear(h, self.m2a_lora_A), self.m2a_lora_B)
+        squeeze = x.dim() == 2
+        if squeeze:  # (batch, in) inputs, e.g. a pooled vector
+            x, h, out = x.unsqueeze(1), h.unsqueeze(1), out.unsqueeze(1)
+
+        all_unknown = all(r.fine_rows is None for r in state.attributes)
+        if all_unknown:
+            # NN† for the whole batch: one fused low-rank product over [A; A_1; ...] and [s·B, s_a·B_1, ...].
+            lora_a = torch.cat([self.m2a_lora_A, self.m2a_attr_A.flatten(0, 1)], dim=0)
+            lora_b = torch.cat(
+                [self.scaling * self.m2a_lora_B, self.attribute_scaling * self.m2a_attr_B.permute(1, 0, 2).flatten(1)],
+                dim=1,
+            )
+            out = out + F.linear(F.linear(h, lora_a), lora_b)
+        else:
+            out = out + self.scaling * F.linear(F.linear(h, self.m2a_lora_A), self.m2a_lora_B)
+            for a, route in enumerate(state.attributes):
+                if route.coarse_rows is not None:
+                    hs = _select(h, route.coarse_rows)
+                    d = self.attribute_scaling * F.linear(F.linear(hs, self.m2a_attr_A[a]), self.m2a_attr_B[a])
+                    out = _add_rows(out, route.coarse_rows, d)
+                if route.fine_rows is not None:
+                    p, _, s, _ = self.kron_shape
+                    factor_c = (route.embeddings @ self.m2a_fine_gen[a]).view(-1, p, s)
+                    d = self.fine_delta(_select(x, route.fine_rows), factor_c, self.m2a_fine_shared[a])
+                    out = _add_rows(out, route.fine_rows, d)
+        return out.squeeze(1) if squeeze else out
+
+    def extra_repr(self) -> str:
+        text = f"{super().extra_repr()}, rank={self.rank}"
+        if self.num_attributes:
+            text += f", attributes={self.num_attributes}, kron={self.kron_shape}"
+        return text
+
+
+def _matches(name: str, suffixes: list[str]) -> str | None:
+    for suffix in suffixes:
+        if name == suffix or name.endswith("." + suffix):
+            return suffix
+    return None
+
+
+def _inject_adapters(backbone: nn.Module, config: M2AConfig, router: _Router) -> None:
+    """Replace the targeted `nn.Linear` layers of `backbone` by `M2ALinear`, chosen by module-name suffix."""
+    hidden = config.backbone_config.hidden_size
+    embedding_dim = config.value_embedding_dim or hidden
+    found: dict[str, int] = {s: 0 for s in config.m2a_target_modules + config.lora_target_modules}
+    linear_names = []
+    for name, module in list(backbone.named_modules()):
+        if isinstance(module, M2ALinear):
+            continue
+        m2a_suffix = _matches(name, config.m2a_target_modules)
+        lora_suffix = _matches(name, config.lora_target_modules)
+        if isinstance(module, nn.Linear):
+            linear_names.append(name)
+        if m2a_suffix is None and lora_suffix is None:
+            continue
+        if not isinstance(module, nn.Linear):
+            raise ValueError(
+                f"target module {name!r} is a {type(module).__name__}; M2A adapts `nn.Linear` layers only "
+                "(GPT-2 style Conv1D backbones are not supported yet)."
+            )
+        found[m2a_suffix or lora_suffix] += 1
+        new = M2ALinear(
+            module.in_features,
+            module.out_features,
+            bias=module.bias is not None,
+            rank=config.lora_rank,
+            alpha=config.lora_alpha,
+            dropout=config.lora_dropout,
+            num_attributes=config.num_attributes if m2a_suffix else 0,
+            attribute_rank=config.attribute_lora_rank,
+            attribute_alpha=config.attribute_lora_alpha,
+            embedding_dim=embedding_dim,
+            kron_factors=config.kron_factors,
+            router=router,
+        ).to(device=module.weight.device, dtype=module.weight.dtype)
+        new.weight, new.bias = module.weight, module.bias
+        parent_name, _, child = name.rpartition(".")
+        setattr(backbone.get_submodule(parent_name) if parent_name else backbone, child, new)
+    missing = [s for s, n in found.items() if n == 0]
+    if missing:
+        suffixes = sorted({n.split(".")[-1] for n in linear_names} | {".".join(n.split(".")[-2:]) for n in linear_names})
+        raise ValueError(
+            f"the backbone ({type(backbone).__name__}) has no linear layer matching target module(s) {missing}. "
+            f"Pass `m2a_target_modules` / `lora_target_modules` with suffixes of its linear layers, e.g. {suffixes[:12]}."
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Heads and outputs
+# ----------------------------------------------------------------------------------------------------------------------
+class M2AClassificationHead(nn.Module):
+    """dropout → dense → tanh → dropout → out_proj on the first token (the RoBERTa head; equal to BERT's pooler +
+    classifier, which lets `export_coarse` write a plain checkpoint of either architecture)."""
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(hidden_states[:, 0])
+        x = torch.tanh(self.dense(x))
+        return self.out_proj(self.dropout(x))
+
+
+class M2AMLMHead(nn.Module):
+    """dense → activation → LayerNorm → tied decoder (the word-embedding matrix, frozen) + bias. Applied to the masked
+    positions only, never to every token."""
+
+    def __init__(self, backbone_config: Any) -> None:
+        super().__init__()
+        hidden = backbone_config.hidden_size
+        act = getattr(backbone_config, "hidden_act", "gelu")
+        self.dense = nn.Linear(hidden, hidden)
+        self.act = ACT2FN[act] if isinstance(act, str) else act
+        self.layer_norm = nn.LayerNorm(hidden, eps=getattr(backbone_config, "layer_norm_eps", 1e-12))
+        self.bias = nn.Parameter(torch.zeros(backbone_config.vocab_size))
+
+    def forward(self, hidden_states: torch.Tensor, decoder_weight: torch.Tensor) -> torch.Tensor:
+        x = self.layer_norm(self.act(self.dense(hidden_states)))
+        return F.linear(x, decoder_weight, self.bias)
+
+
+class M2AValueEmbedding(nn.Embedding):
+    """Per-value embedding of one attribute; zero-initialised, so an untrained value adds nothing to the fine view."""
+
+
+@dataclass
+class M2ASequenceClassifierOutput(ModelOutput):
+    """Output of `M2AForSequenceClassification`.
+
+    Args:
+        loss (`torch.FloatTensor` of shape `(1,)`, *optional*): training objective of the configured view policy
+            (classification + α·MLM [+ λ·NN† + β·KL]) in training; classification loss in evaluation.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`): per-sample routed view (NN).
+        coarse_logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*): NN† logits (`joint` only).
+        mlm_loss (`torch.FloatTensor`, *optional*): masked-LM loss, when computed.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*): encoder hidden states.
+        attentions (`tuple(torch.FloatTensor)`, *optional*): attention weights.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    coarse_logits: torch.FloatTensor | None = None
+    mlm_loss: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------------------------------------------------
+class M2APreTrainedModel(PreTrainedModel):
+    config_class = M2AConfig
+    base_model_prefix = "m2a"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = getattr(self.config.backbone_config, "initializer_range", 0.02)
+        if isinstance(module, M2ALinear):
+            module.reset_adapter_parameters()
+        elif isinstance(module, M2AValueEmbedding):
+            module.weight.zero_()
+        elif isinstance(module, M2AClassificationHead):
+            for layer in (module.dense, module.out_proj):
+                layer.weight.normal_(0.0, std)
+                layer.bias.zero_()
+        elif isinstance(module, M2AMLMHead):
+            module.dense.weight.normal_(0.0, std)
+            module.dense.bias.zero_()
+            module.layer_norm.weight.fill_(1.0)
+            module.layer_norm.bias.zero_()
+            module.bias.zero_()
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
+        # Non-reentrant checkpointing: the frozen embeddings' output needs no grad and the adapters still get theirs.
+        kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
+        super().gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
+        # `register_for_auto_class` writes only the saved class; write the complete auto_map whichever class is saved.
+        self.config.auto_map = dict(AUTO_MAP)
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+class M2AModel(M2APreTrainedModel):
+    """The backbone encoder with M2A adapters; returns the encoder's hidden states.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from transformers import BertConfig
+    >>> config = M2AConfig(
+    ...     backbone_config=BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128),
+    ...     attributes={"user": 10},
+    ...     lora_rank=4,
+    ... )
+    >>> model = M2AModel(config)
+    >>> out = model(input_ids=torch.tensor([[101, 7592, 102]]), attribute_ids=torch.tensor([[3]]))
+    >>> out.last_hidden_state.shape
+    torch.Size([1, 3, 64])
+    ```
+    """
+
+    def __init__(self, config: M2AConfig) -> None:
+        super().__init__(config)
+        backbone = AutoModel.from_config(config.backbone_config)
+        if getattr(backbone, "pooler", None) is not None:
+            backbone.pooler = None  # unused: the classification head pools the first token itself
+        self._router = _Router()
+        _inject_adapters(backbone, config, self._router)
+        self.backbone = backbone
+        dim = config.value_embedding_dim or config.backbone_config.hidden_size
+        self.value_embeddings = nn.ModuleList([M2AValueEmbedding(n, dim) for n in config.attribute_sizes])
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.backbone.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.backbone.set_input_embeddings(value)
+
+    def adapted_layers(self) -> list[tuple[str, M2ALinear]]:
+        return [(n, m) for n, m in self.backbone.named_modules() if isinstance(m, M2ALinear)]
+
+    def check_attribute_ids(self, attribute_ids: torch.Tensor | None, batch_size: int, view: str | None) -> None:
+        """Raise a `ValueError` naming the problem when `attribute_ids` does not fit this model."""
+        names, sizes = self.config.attribute_names, self.config.attribute_sizes
+        if view not in VIEWS:
+            raise ValueError(f"`view` must be one of {list(VIEWS)}, got {view!r}.")
+        if attribute_ids is None:
+            if names and view in (None, "fine"):
+                raise ValueError(
+                    f"this M2A model has attributes {names}: pass `attribute_ids` (LongTensor of shape (batch, "
+                    f"{len(names)}), -1 for an unknown value), or `view='coarse'` to ignore the attributes."
+                )
+            return
+        if not isinstance(attribute_ids, torch.Tensor):
+            raise ValueError(f"`attribute_ids` must be a torch.LongTensor, got {type(attribute_ids).__name__}.")
+        if attribute_ids.dtype.is_floating_point or attribute_ids.dtype == torch.bool or attribute_ids.is_complex():
+            raise ValueError(f"`attribute_ids` must be an integer tensor (torch.long), got dtype {attribute_ids.dtype}.")
+        if attribute_ids.dim() != 2 or attribute_ids.shape != (batch_size, len(names)):
+            raise ValueError(
+                f"`attribute_ids` must have shape (batch, num_attributes) = ({batch_size}, {len(names)}) with columns "
+                f"{names}, got shape {tuple(attribute_ids.shape)}."
+            )
+        if not names or attribute_ids.numel() == 0:
+            return
+        limits = torch.tensor(sizes, device=attribute_ids.device)
+        bad = (attribute_ids < -1) | (attribute_ids >= limits)
+        if bool(bad.any()):
+            row, col = (int(i) for i in bad.nonzero()[0])
+            raise ValueError(
+                f"`attribute_ids`[{row}, {col}] = {int(attribute_ids[row, col])} is out of range for attribute "
+                f"{names[col]!r}: expected -1 (unknown) or an id in [0, {sizes[col] - 1}]."
+            )
+
+    def route(self, attribute_ids: torch.Tensor | None, batch_size: int, view: str | None) -> _Routing:
+        """Compute which rows take the fine and which the coarse path, per attribute (one host sync per forward)."""
+        if view == "iid":
+            return _Routing(iid=True, attributes=[])
+        num = self.config.num_attributes
+        if view == "coarse" or attribute_ids is None:
+            return _Routing(iid=False, attributes=[_AttributeRoute(None, slice(None), None)] * num)
+        known = attribute_ids >= 0  # (batch, A)
+        counts = known.sum(0).tolist()
+        routes = []
+        for a in range(num):
+            fine = _rows_from_mask(known[:, a], counts[a])
+            coarse = _rows_from_mask(~known[:, a], batch_size - counts[a])
+            emb = None
+            if fine is not None:
+                emb = self.value_embeddings[a](_select(attribute_ids[:, a], fine))
+            routes.append(_AttributeRoute(fine, coarse, emb))
+        return _Routing(iid=False, attributes=routes)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        attribute_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        view: str | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> BaseModelOutput | tuple:
+        r"""
+        attribute_ids (`torch.LongTensor` of shape `(batch_size, num_attributes)`):
+            Value id of each attribute in `config.attribute_names` order; `-1` means unknown (that attribute's coarse
+            c' LoRA is used instead of the fine adapter).
+        view (`str`, *optional*):
+            `None`/`"fine"`: per-sample routing; `"coarse"`: every attribute treated as unknown (NN†); `"iid"`: the
+            coarse LoRA alone.
+        """
+        if input_ids is not None:
+            batch_size = input_ids.shape[0]
+        elif inputs_embeds is not None:
+            batch_size = inputs_embeds.shape[0]
+        else:
+            raise ValueError("You have to specify either `input_ids` or `inputs_embeds`.")
+        self.check_attribute_ids(attribute_ids, batch_size, view)
+        self._router.state = self.route(attribute_ids, batch_size, view)
+        backbone_kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        outputs = self.backbone(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            **backbone_kwargs,
+            **kwargs,
+        )
+        result = BaseModelOutput(
+            last_hidden_state=outputs.last_hidden_state,
+            hidden_states=getattr(outputs, "hidden_states", None),
+            attentions=getattr(outputs, "attentions", None),
+        )
+        return result if return_dict is not False else result.to_tuple()
+
+
+class M2AForSequenceClassification(M2APreTrainedModel):
+    """M2A encoder + classification head (+ MLM head for the masked-LM term).
+
+    Build one from a pretrained backbone with `from_backbone`, train it with the stock `transformers.Trainer`, save it
+    with `save_pretrained` and load it anywhere with
+    `AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)`.
+    """
+
+    keys_to_ignore_at_inference = ["coarse_logits", "mlm_loss", "hidden_states", "attentions"]
+
+    def __init__(self, config: M2AConfig) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.m2a = M2AModel(config)
+        dropout = config.classifier_dropout
+        if dropout is None:
+            dropout = getattr(config.backbone_config, "hidden_dropout_prob", 0.1)
+        self.classifier = M2AClassificationHead(config.backbone_config.hidden_size, config.num_labels, dropout)
+        self.mlm_head = M2AMLMHead(config.backbone_config)
+        self.training_stage = 1
+        self.post_init()
+        self.set_stage(1)
+
+    # ------------------------------------------------------------------ construction from a pretrained backbone
+    @classmethod
+    def from_backbone(
+        cls,
+        backbone: str | os.PathLike,
+        attributes: Any = None,
+        num_labels: int = 2,
+        *,
+        id2label: dict[int, str] | None = None,
+        **overrides: Any,
+    ) -> M2AForSequenceClassification:
+        """Build an M2A classifier on the pretrained encoder at `backbone` (local path or Hub repo id).
+
+        Loads the encoder's weights (and its MLM head when the checkpoint has one), freezes them, and adds the
+        adapters. `overrides` are `M2AConfig` fields (`lora_rank=8`, `training_view="stochastic"`, ...).
+        """
+        backbone = str(backbone)
+        backbone_config = AutoConfig.from_pretrained(backbone)
+        mask_token_id = overrides.pop("mask_token_id", None)
+        if mask_token_id is None:
+            mask_token_id = _mask_token_id(backbone)
+        label_kwargs = {"id2label": id2label} if id2label is not None else {"num_labels": num_labels}
+        config = M2AConfig(
+            backbone_config=backbone_config,
+            attributes=attributes,
+            mask_token_id=mask_token_id,
+            **label_kwargs,
+            **overrides,
+        )
+        model = cls(config)
+        model.load_backbone_weights(backbone)
+        model.name_or_path = backbone
+        model.config.base_model_name_or_path = backbone
+        return model
+
+    @torch.no_grad()
+    def load_backbone_weights(self, backbone: str | os.PathLike) -> None:
+        """Copy pretrained encoder (and MLM-head) weights from `backbone` into this model."""
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity_error()  # the masked-LM load report lists the pooler etc.; we report what matters
+        try:
+            try:
+                pretrained, info = AutoModelForMaskedLM.from_pretrained(str(backbone), output_loading_info=True)
+                encoder = pretrained.base_model
+            except ValueError:  # architecture without a masked-LM class
+                pretrained, info = AutoModel.from_pretrained(str(backbone), output_loading_info=True), None
+                encoder = pretrained[0] if isinstance(pretrained, tuple) else pretrained
+        finally:
+            logging.set_verbosity(verbosity)
+        state = {k: v for k, v in encoder.state_dict().items() if not k.startswith("pooler.")}
+        result = self.m2a.backbone.load_state_dict(state, strict=False)
+        unexpected = list(result.unexpected_keys)
+        missing = [k for k in result.missing_keys if ".m2a_" not in k]
+        if missing or unexpected:
+            raise ValueError(
+                f"backbone weights from {backbone!s} do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}."
+            )
+        head_loaded = False
+        if info is not None:
+            missing_head = [k for k in info["missing_keys"] if not k.endswith("decoder.weight")]
+            head = [m for n, m in pretrained.named_children() if m is not encoder]
+            linears = [m for h in head for m in h.modules() if isinstance(m, nn.Linear)]
+            norms = [m for h in head for m in h.modules() if isinstance(m, nn.LayerNorm)]
+            out_emb = pretrained.get_output_embeddings()
+            if not missing_head and linears and norms and getattr(out_emb, "bias", None) is not None:
+                self.mlm_head.dense.load_state_dict(linears[0].state_dict())
+                self.mlm_head.layer_norm.load_state_dict(norms[0].state_dict())
+                self.mlm_head.bias.copy_(out_emb.bias)
+                head_loaded = True
+        if not head_loaded:
+            logger.warning(
+                "The backbone checkpoint %s has no (complete) masked-LM head: the M2A MLM head starts from random "
+                "initialisation and is trained (train_mlm_head=%s).",
+                backbone,
+                self.config.train_mlm_head,
+            )
+
+    # ------------------------------------------------------------------ trainable parameters and stages
+    def adapter_parameter_names(self, stage: int = 1) -> list[str]:
+        """Names of the parameters M2A trains (stage 1), or only the c' unknown-value LoRAs (stage 2)."""
+        names = []
+        for layer_name, layer in self.m2a.adapted_layers():
+            for pname in layer.adapter_parameters():
+                if stage == 1 or pname.startswith("m2a_attr_"):
+                    names.append(f"m2a.backbone.{layer_name}.{pname}")
+        if stage == 1:
+            names += [n for n, _ in self.named_parameters() if n.startswith(("m2a.value_embeddings.", "classifier."))]
+            if self.config.train_mlm_head:
+                names += [n for n, _ in self.named_parameters() if n.startswith("mlm_head.")]
+            if self.config.train_layer_norms:
+                for mod_name, module in self.m2a.backbone.named_modules():
+                    if isinstance(module, nn.LayerNorm):
+                        names += [f"m2a.backbone.{mod_name}.{p}" for p, _ in module.named_parameters()]
+        return names
+
+    def set_stage(self, stage: int) -> None:
+        """Stage 1: joint training of adapters, value embeddings, heads (and LayerNorms), or everything when
+        `full_finetune`. Stage 2 ("continue learning"): only the c' unknown-value LoRAs train, on the coarse view."""
+        if stage not in (1, 2):
+            raise ValueError(f"`stage` must be 1 (joint training) or 2 (coarse unknown-value modules only), got {stage!r}.")
+        self.training_stage = stage
+        if stage == 1 and self.config.full_finetune:
+            trainable = None
+        else:
+            trainable = set(self.adapter_parameter_names(stage))
+        word_embeddings = self.m2a.get_input_embeddings().weight
+        for name, param in self.named_parameters():
+            param.requires_grad_(trainable is None or name in trainable)
+        if trainable is not None:
+            word_embeddings.requires_grad_(False)
+
+    def num_parameters_by_group(self) -> dict[str, int]:
+        """Parameter counts: total, trainable, and per adapter kind (for reports and the closed-form check)."""
+        groups = {"total": 0, "trainable": 0, "coarse_lora": 0, "unknown_lora": 0, "fine": 0, "value_embeddings": 0}
+        for name, param in self.named_parameters():
+            n = param.numel()
+            groups["total"] += n
+            groups["trainable"] += n if param.requires_grad else 0
+            if ".m2a_lora_" in name:
+                groups["coarse_lora"] += n
+            elif ".m2a_attr_" in name:
+                groups["unknown_lora"] += n
+            elif ".m2a_fine_" in name:
+                groups["fine"] += n
+            elif name.startswith("m2a.value_embeddings."):
+                groups["value_embeddings"] += n
+        return groups
+
+    # ------------------------------------------------------------------ forward
+    def _mlm_loss(self, hidden: torch.Tensor, mlm_labels: torch.Tensor) -> torch.Tensor:
+        selected = mlm_labels != -100
+        if not bool(selected.any()):
+            return hidden.new_zeros(())
+        logits = self.mlm_head(hidden[selected], self.m2a.get_input_embeddings().weight)  # (n_masked, vocab)
+        return F.cross_entropy(logits.float(), mlm_labels[selected])
+
+    def _check_labels(self, labels: torch.Tensor | None, mlm_labels: torch.Tensor | None, input_shape) -> None:
+        if labels is not None:
+            valid = labels != -100
+            if bool(((labels[valid] < 0) | (labels[valid] >= self.num_labels)).any()):
+                bad = labels[valid][(labels[valid] < 0) | (labels[valid] >= self.num_labels)][0]
+                raise ValueError(
+                    f"label {int(bad)} is out of range: this model has num_labels={self.num_labels}, so labels must "
+                    f"be in [0, {self.num_labels - 1}] (or -100 to ignore)."
+                )
+        if mlm_labels is not None and tuple(mlm_labels.shape) != tuple(input_shape):
+            raise ValueError(
+                f"`mlm_labels` must have the shape of `input_ids` {tuple(input_shape)}, got {tuple(mlm_labels.shape)}."
+            )
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        attribute_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        mlm_labels: torch.LongTensor | None = None,
+        view: str | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> M2ASequenceClassifierOutput | tuple:
+        r"""
+        attribute_ids (`torch.LongTensor` of shape `(batch_size, num_attributes)`):
+            Value ids in `config.attribute_names` order, `-1` = unknown.
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Class ids in `[0, num_labels)`.
+        mlm_labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Original token ids at the positions to mask, -100 elsewhere (see `M2ADataCollator`). In training those
+            positions are replaced by the mask token (the classifier sees the masked input, as in the reference) and
+            the masked-LM loss is added with weight α; in evaluation they are ignored and the input stays clean.
+        view (`str`, *optional*):
+            Evaluation view: `None` (per-sample routing), `"coarse"` (NN†, attributes ignored) or `"iid"`.
+        """
+        shape = input_ids.shape if input_ids is not None else (inputs_embeds.shape[:2] if inputs_embeds is not None else None)
+        if shape is None:
+            raise ValueError("You have to specify either `input_ids` or `inputs_embeds`.")
+        batch_size = shape[0]
+        self.m2a.check_attribute_ids(attribute_ids, batch_size, view)
+        self._check_labels(labels, mlm_labels, shape)
+        config = self.config
+        training = self.training and labels is not None and view is None
+        policy = ("coarse" if self.training_stage == 2 else config.training_view) if training else None
+        use_mlm = training and mlm_labels is not None and config.mlm_weight > 0
+        if use_mlm and input_ids is not None:
+            if config.mask_token_id is None:
+                raise ValueError("`mlm_labels` were given but `config.mask_token_id` is not set.")
+            input_ids = input_ids.masked_fill(mlm_labels != -100, config.mask_token_id)
+
+        if attribute_ids is not None and view in (None, "fine") and policy in ("joint", "stochastic", "coarse"):
+            unknown = torch.full_like(attribute_ids, -1)
+            if policy == "joint":  # NN rows then NN† rows, one batched pass
+                attribute_ids = torch.cat([attribute_ids, unknown], 0)
+            elif policy == "stochastic":
+                coarse = torch.rand(batch_size, device=attribute_ids.device) < config.effective_stochastic_coarse_prob
+                attribute_ids = torch.where(coarse[:, None], unknown, attribute_ids)
+            else:
+                attribute_ids = unknown
+        doubled = policy == "joint" and attribute_ids is not None and attribute_ids.shape[0] == 2 * batch_size
+
+        def twice(t: torch.Tensor | None) -> torch.Tensor | None:
+            return torch.cat([t, t], 0) if (doubled and t is not None) else t
+
+        outputs = self.m2a(
+            input_ids=twice(input_ids),
+            attention_mask=twice(attention_mask),
+            token_type_ids=twice(token_type_ids),
+            attribute_ids=attribute_ids,
+            position_ids=twice(position_ids),
+            inputs_embeds=twice(inputs_embeds),
+            view=None if view == "fine" else view,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            **kwargs,
+        )
+        hidden = outputs.last_hidden_state
+        all_logits = self.classifier(hidden)
+        logits, coarse_logits = (all_logits[:batch_size], all_logits[batch_size:]) if doubled else (all_logits, None)
+
+        loss = mlm_loss = None
+        if labels is not None:
+            ce = F.cross_entropy(all_logits.float(), twice(labels), reduction="none")
+            if use_mlm:
+                mlm_per_view = [self._mlm_loss(h, mlm_labels) for h in (hidden.chunk(2) if doubled else (hidden,))]
+                mlm_loss = mlm_per_view[0]
+            if doubled:
+                ce_fine, ce_coarse = ce.chunk(2)
+                valid = labels != -100
+                loss = _masked_mean(ce_fine, valid) + config.mlm_weight * (mlm_per_view[0] if use_mlm else 0.0)
+                loss = loss + config.coarse_weight * (
+                    _masked_mean(ce_coarse, valid) + config.mlm_weight * (mlm_per_view[1] if use_mlm else 0.0)
+                )
+                if config.kl_weight > 0:
+                    t = config.kl_temperature
+                    kl = F.kl_div(
+                        F.log_softmax(coarse_logits.float() / t, -1),
+                        F.softmax(logits.detach().float() / t, -1),
+                        reduction="batchmean",
+                    )
+                    loss = loss + config.kl_weight * (t * t) * kl
+            else:
+                loss = _masked_mean(ce, labels != -100)
+                if use_mlm:
+                    loss = loss + config.mlm_weight * mlm_loss
+
+        if return_dict is False:
+            out = (logits,) + ((coarse_logits,) if coarse_logits is not None else ())
+            return ((loss,) + out) if loss is not None else out
+        return M2ASequenceClassifierOutput(
+            loss=loss,
+            logits=logits,
+            coarse_logits=coarse_logits,
+            mlm_loss=mlm_loss,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def _mask_token_id(backbone: str) -> int | None:
+    """The tokenizer's mask token id, read from the checkpoint's tokenizer files (no tokenizer object needed)."""
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(backbone).mask_token_id
+    except (OSError, ValueError) as err:  # no tokenizer next to the weights
+        logger.warning("Could not read a mask token from %s (%s); set `mask_token_id` to use the MLM term.", backbone, err)
+        return None
+
+
+__all__ = [
+    "M2AClassificationHead",
+    "M2AForSequenceClassification",
+    "M2ALinear",
+    "M2AMLMHead",
+    "M2AModel",
+    "M2APreTrainedModel",
+    "M2ASequenceClassifierOutput",
+    "kron_shapes",
+]
