@@ -22,7 +22,6 @@ alone). Training policies (`config.training_view`): `joint` runs NN and NN† on
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -31,7 +30,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForMaskedLM,
+    PreTrainedModel,
+)
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput, logging
@@ -58,7 +62,9 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def kron_shapes(in_features: int, out_features: int, kron_factors: list[int] | None = None) -> tuple[int, int, int, int]:
+def kron_shapes(
+    in_features: int, out_features: int, kron_factors: list[int] | None = None
+) -> tuple[int, int, int, int]:
     """Return `(p, q, s, t)` with `in = p·q`, `out = s·t`: `C_v` is p×s (per value), `D` is q×t (shared).
 
     Default: p = smallest divisor of `in` ≥ √in, s = largest divisor of `out` ≤ √out (768→768: the reference's
@@ -268,7 +274,7 @@ def _inject_adapters(backbone: nn.Module, config: M2AConfig, router: _Router) ->
     """Replace the targeted `nn.Linear` layers of `backbone` by `M2ALinear`, chosen by module-name suffix."""
     hidden = config.backbone_config.hidden_size
     embedding_dim = config.value_embedding_dim or hidden
-    found: dict[str, int] = {s: 0 for s in config.m2a_target_modules + config.lora_target_modules}
+    found: dict[str, int] = dict.fromkeys(config.m2a_target_modules + config.lora_target_modules, 0)
     linear_names = []
     for name, module in list(backbone.named_modules()):
         if isinstance(module, M2ALinear):
@@ -304,7 +310,9 @@ def _inject_adapters(backbone: nn.Module, config: M2AConfig, router: _Router) ->
         setattr(backbone.get_submodule(parent_name) if parent_name else backbone, child, new)
     missing = [s for s, n in found.items() if n == 0]
     if missing:
-        suffixes = sorted({n.split(".")[-1] for n in linear_names} | {".".join(n.split(".")[-2:]) for n in linear_names})
+        suffixes = sorted(
+            {n.split(".")[-1] for n in linear_names} | {".".join(n.split(".")[-2:]) for n in linear_names}
+        )
         raise ValueError(
             f"the backbone ({type(backbone).__name__}) has no linear layer matching target module(s) {missing}. "
             f"Pass `m2a_target_modules` / `lora_target_modules` with suffixes of its linear layers, e.g. {suffixes[:12]}."
@@ -401,11 +409,6 @@ class M2APreTrainedModel(PreTrainedModel):
             module.layer_norm.bias.zero_()
             module.bias.zero_()
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
-        # Non-reentrant checkpointing: the frozen embeddings' output needs no grad and the adapters still get theirs.
-        kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
-        super().gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
         # `register_for_auto_class` writes only the saved class; write the complete auto_map whichever class is saved.
         self.config.auto_map = dict(AUTO_MAP)
@@ -468,7 +471,9 @@ class M2AModel(M2APreTrainedModel):
         if not isinstance(attribute_ids, torch.Tensor):
             raise ValueError(f"`attribute_ids` must be a torch.LongTensor, got {type(attribute_ids).__name__}.")
         if attribute_ids.dtype.is_floating_point or attribute_ids.dtype == torch.bool or attribute_ids.is_complex():
-            raise ValueError(f"`attribute_ids` must be an integer tensor (torch.long), got dtype {attribute_ids.dtype}.")
+            raise ValueError(
+                f"`attribute_ids` must be an integer tensor (torch.long), got dtype {attribute_ids.dtype}."
+            )
         if attribute_ids.dim() != 2 or attribute_ids.shape != (batch_size, len(names)):
             raise ValueError(
                 f"`attribute_ids` must have shape (batch, num_attributes) = ({batch_size}, {len(names)}) with columns "
@@ -676,7 +681,9 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         """Stage 1: joint training of adapters, value embeddings, heads (and LayerNorms), or everything when
         `full_finetune`. Stage 2 ("continue learning"): only the c' unknown-value LoRAs train, on the coarse view."""
         if stage not in (1, 2):
-            raise ValueError(f"`stage` must be 1 (joint training) or 2 (coarse unknown-value modules only), got {stage!r}.")
+            raise ValueError(
+                f"`stage` must be 1 (joint training) or 2 (coarse unknown-value modules only), got {stage!r}."
+            )
         self.training_stage = stage
         if stage == 1 and self.config.full_finetune:
             trainable = None
@@ -755,7 +762,11 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         view (`str`, *optional*):
             Evaluation view: `None` (per-sample routing), `"coarse"` (NN†, attributes ignored) or `"iid"`.
         """
-        shape = input_ids.shape if input_ids is not None else (inputs_embeds.shape[:2] if inputs_embeds is not None else None)
+        shape = (
+            input_ids.shape
+            if input_ids is not None
+            else (inputs_embeds.shape[:2] if inputs_embeds is not None else None)
+        )
         if shape is None:
             raise ValueError("You have to specify either `input_ids` or `inputs_embeds`.")
         batch_size = shape[0]
@@ -852,7 +863,9 @@ def _mask_token_id(backbone: str) -> int | None:
 
         return AutoTokenizer.from_pretrained(backbone).mask_token_id
     except (OSError, ValueError) as err:  # no tokenizer next to the weights
-        logger.warning("Could not read a mask token from %s (%s); set `mask_token_id` to use the MLM term.", backbone, err)
+        logger.warning(
+            "Could not read a mask token from %s (%s); set `mask_token_id` to use the MLM term.", backbone, err
+        )
         return None
 
 
