@@ -22,6 +22,7 @@ alone). Training policies (`config.training_view`): `joint` runs NN and NN† on
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
     PreTrainedModel,
 )
 from transformers.activations import ACT2FN
@@ -711,6 +713,134 @@ class M2AForSequenceClassification(M2APreTrainedModel):
             elif name.startswith("m2a.value_embeddings."):
                 groups["value_embeddings"] += n
         return groups
+
+    # ------------------------------------------------------------------ attribute values after training
+    @torch.no_grad()
+    def resize_attribute_values(self, name: str, num_values: int) -> None:
+        """Grow attribute `name` to `num_values` values (e.g. new users). New rows of the value embedding are zero, so
+        a new value starts with no fine-grained update until it is trained."""
+        names = self.config.attribute_names
+        if name not in names:
+            raise ValueError(f"unknown attribute {name!r}; this model's attributes are {names}.")
+        index = names.index(name)
+        old = self.m2a.value_embeddings[index]
+        if num_values < old.num_embeddings:
+            raise ValueError(
+                f"attribute {name!r} has {old.num_embeddings} values; it can grow but not shrink (got {num_values})."
+            )
+        new = M2AValueEmbedding(num_values, old.embedding_dim).to(old.weight.device, old.weight.dtype)
+        new.weight.zero_()
+        new.weight[: old.num_embeddings] = old.weight
+        new.weight.requires_grad_(old.weight.requires_grad)
+        self.m2a.value_embeddings[index] = new
+        self.config.attributes[index]["num_values"] = num_values
+
+    # ------------------------------------------------------------------ adapters only, and a plain export
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything M2A trains (adapters, value embeddings, heads, trained LayerNorms) and no frozen backbone weight."""
+        if self.config.full_finetune:
+            raise ValueError(
+                "this model was fully fine-tuned (`full_finetune=True`): every backbone weight changed, so there is no "
+                "adapter-only checkpoint; use `save_pretrained` / `push_to_hub` for the full model."
+            )
+        params = dict(self.named_parameters())
+        return {name: params[name].detach().contiguous() for name in self.adapter_parameter_names(1)}
+
+    def save_adapter(self, save_directory: str | os.PathLike) -> list[str]:
+        """Write `adapter_config.json` (the M2A config naming its backbone) and `adapter_model.safetensors`.
+
+        Reload with `M2AForSequenceClassification.from_adapter(save_directory)`. Returns the written paths.
+        """
+        from safetensors.torch import save_file
+
+        os.makedirs(save_directory, exist_ok=True)
+        config_path = os.path.join(save_directory, ADAPTER_CONFIG_NAME)
+        weights_path = os.path.join(save_directory, ADAPTER_WEIGHTS_NAME)
+        self.config.to_json_file(config_path)
+        save_file(self.adapter_state_dict(), weights_path, metadata={"format": "pt", "m2a_adapter": "1"})
+        return [config_path, weights_path]
+
+    @classmethod
+    def from_adapter(
+        cls,
+        adapter: str | os.PathLike,
+        backbone: str | os.PathLike | None = None,
+        *,
+        revision: str | None = None,
+        **kwargs: Any,
+    ) -> M2AForSequenceClassification:
+        """Rebuild a model from an adapter-only checkpoint (local dir or Hub repo id) on its backbone.
+
+        `backbone` defaults to the one named in the adapter's config (`base_model_name_or_path`). A backbone whose
+        shapes differ from the one the adapter was trained on is refused with a `ValueError`.
+        """
+        from safetensors.torch import load_file
+        from transformers.utils import cached_file
+
+        config_file = cached_file(str(adapter), ADAPTER_CONFIG_NAME, revision=revision, **kwargs)
+        weights_file = cached_file(str(adapter), ADAPTER_WEIGHTS_NAME, revision=revision, **kwargs)
+        config = M2AConfig.from_json_file(config_file)
+        backbone = backbone or getattr(config, "base_model_name_or_path", None)
+        if not backbone:
+            raise ValueError(f"the adapter at {adapter!s} names no backbone: pass `backbone=` (a path or repo id).")
+        actual = AutoConfig.from_pretrained(str(backbone))
+        keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
+        diffs = {
+            k: (getattr(config.backbone_config, k, None), getattr(actual, k, None))
+            for k in keys
+            if getattr(config.backbone_config, k, None) != getattr(actual, k, None)
+        }
+        if diffs:
+            detail = ", ".join(f"{k}: adapter {a!r} vs backbone {b!r}" for k, (a, b) in diffs.items())
+            raise ValueError(f"the adapter at {adapter!s} was trained on a different backbone than {backbone!s} ({detail}).")
+        model = cls(config)
+        model.load_backbone_weights(str(backbone))
+        state = load_file(weights_file)
+        expected = set(model.adapter_parameter_names(1))
+        if set(state) != expected:
+            missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+            raise ValueError(f"adapter weights do not fit this model: missing {missing[:5]}, unexpected {extra[:5]}.")
+        model.load_state_dict(state, strict=False)
+        model.config.base_model_name_or_path = str(backbone)
+        return model
+
+    @torch.no_grad()
+    def export_coarse(self, save_directory: str | os.PathLike | None = None) -> PreTrainedModel:
+        """Fold the coarse view (shared LoRA + every unknown-value LoRA + plain LoRAs) into the backbone and return (and
+        save, if a directory is given) a standard `AutoModelForSequenceClassification` of the backbone's own
+        architecture. It loads without remote code and its logits equal this model's `view="coarse"` logits."""
+        backbone_config = copy.deepcopy(self.config.backbone_config)
+        backbone_config.num_labels = self.config.num_labels
+        backbone_config.id2label = dict(self.config.id2label)
+        backbone_config.label2id = dict(self.config.label2id)
+        backbone_config.classifier_dropout = self.classifier.dropout.p
+        plain = AutoModelForSequenceClassification.from_config(backbone_config)
+        state = {}
+        for name, tensor in self.m2a.backbone.state_dict().items():
+            if ".m2a_" not in name:
+                state[name] = tensor.clone()
+        for name, layer in self.m2a.adapted_layers():
+            state[f"{name}.weight"] = layer.weight + layer.coarse_delta_weight(include_unknown=True).to(layer.weight)
+        result = plain.base_model.load_state_dict(state, strict=False)
+        if result.unexpected_keys or any(not k.startswith("pooler.") for k in result.missing_keys):
+            raise ValueError(f"cannot fold into {type(plain).__name__}: {result}")
+        head = getattr(plain, "classifier", None)
+        pooler = getattr(plain.base_model, "pooler", None)
+        if hasattr(head, "dense") and hasattr(head, "out_proj"):  # RoBERTa-style head
+            head.dense.load_state_dict(self.classifier.dense.state_dict())
+            head.out_proj.load_state_dict(self.classifier.out_proj.state_dict())
+        elif isinstance(head, nn.Linear) and pooler is not None and hasattr(pooler, "dense"):  # BERT: pooler + linear
+            pooler.dense.load_state_dict(self.classifier.dense.state_dict())
+            head.load_state_dict(self.classifier.out_proj.state_dict())
+        else:
+            raise NotImplementedError(
+                f"export_coarse supports BERT- and RoBERTa-style classification heads; {type(plain).__name__} has "
+                f"classifier {type(head).__name__}."
+            )
+        plain.eval()
+        if save_directory is not None:
+            plain.save_pretrained(save_directory)
+        return plain
 
     # ------------------------------------------------------------------ forward
     def _mlm_loss(self, hidden: torch.Tensor, mlm_labels: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,124 @@
+"""Adapter-only checkpoints, the vanilla coarse-view export and growing an attribute after training."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import BertConfig, BertForMaskedLM
+
+from m2a_hf import M2AForSequenceClassification
+
+
+@pytest.fixture
+def trained(minilm_path):
+    """An M2A model whose trainable parameters all moved away from their initial values."""
+    torch.manual_seed(0)
+    model = M2AForSequenceClassification.from_backbone(
+        minilm_path, attributes={"user": 7, "item": 5}, num_labels=3, lora_rank=4, lora_alpha=8
+    )
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.requires_grad:
+                param.add_(torch.randn_like(param) * 0.02)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def inputs(minilm_tokenizer):
+    enc = minilm_tokenizer(["soft fabric, runs small", "awful zipper", "ok"], padding=True, return_tensors="pt")
+    return dict(enc), torch.tensor([[1, 2], [-1, 3], [6, -1]])
+
+
+def test_adapter_holds_exactly_the_trained_parameters_and_reloads_identically(trained, inputs, tmp_path):
+    enc, attribute_ids = inputs
+    trained.save_adapter(tmp_path / "adapter")
+    with safe_open(tmp_path / "adapter" / "adapter_model.safetensors", "pt") as f:
+        keys = set(f.keys())
+    trainable = {n for n, p in trained.named_parameters() if p.requires_grad}
+    assert keys == trainable
+    assert not any(k.endswith(("query.weight", "value.weight", "word_embeddings.weight")) for k in keys)
+    reloaded = M2AForSequenceClassification.from_adapter(tmp_path / "adapter").eval()
+    with torch.no_grad():
+        for view in (None, "coarse"):
+            ids = attribute_ids if view is None else None
+            a = trained(**enc, attribute_ids=ids, view=view).logits
+            b = reloaded(**enc, attribute_ids=ids, view=view).logits
+            assert torch.equal(a, b), view
+    # the adapter is the full checkpoint minus the frozen backbone
+    trained.save_pretrained(tmp_path / "full")
+    full = (tmp_path / "full" / "model.safetensors").stat().st_size
+    adapter = (tmp_path / "adapter" / "adapter_model.safetensors").stat().st_size
+    frozen_bytes = sum(p.numel() * p.element_size() for p in trained.parameters() if not p.requires_grad)
+    assert abs((full - adapter) - frozen_bytes) / frozen_bytes < 0.01
+
+
+def test_adapter_refuses_a_backbone_of_other_shapes(trained, tmp_path):
+    trained.save_adapter(tmp_path / "adapter")
+    other = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
+    BertForMaskedLM(other).save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match=r"different backbone .*hidden_size: adapter 384 vs backbone 64"):
+        M2AForSequenceClassification.from_adapter(tmp_path / "adapter", backbone=tmp_path / "other")
+
+
+def test_full_finetune_has_no_adapter_checkpoint(minilm_path, tmp_path):
+    model = M2AForSequenceClassification.from_backbone(minilm_path, attributes={"user": 2}, lora_rank=2, full_finetune=True)
+    with pytest.raises(ValueError, match="fully fine-tuned"):
+        model.save_adapter(tmp_path)
+
+
+EXPORT_CHECK = textwrap.dedent(
+    """
+    import sys, json
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    path, ref = sys.argv[1], torch.load(sys.argv[2], weights_only=True)
+    config = json.load(open(path + "/config.json"))
+    assert "auto_map" not in config and config["model_type"] == "bert", config.get("auto_map")
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()  # no trust_remote_code
+    with torch.no_grad():
+        logits = model(input_ids=ref["input_ids"], attention_mask=ref["attention_mask"]).logits
+    torch.testing.assert_close(logits, ref["logits"], rtol=1e-4, atol=1e-5)
+    print("EXPORT-OK", type(model).__name__)
+    """
+)
+
+
+def test_export_coarse_is_a_plain_checkpoint_matching_the_coarse_view(trained, inputs, tmp_path):
+    enc, _ = inputs
+    trained.export_coarse(tmp_path / "plain")
+    assert not list((tmp_path / "plain").glob("*.py"))
+    with torch.no_grad():
+        coarse = trained(**enc, view="coarse").logits
+    torch.save({**enc, "logits": coarse}, tmp_path / "ref.pt")
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", EXPORT_CHECK, str(tmp_path / "plain"), str(tmp_path / "ref.pt")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=300,
+        check=False,
+    )
+    assert "EXPORT-OK BertForSequenceClassification" in result.stdout, result.stderr[-3000:]
+
+
+def test_resize_attribute_values_keeps_old_rows_and_starts_new_ones_at_zero(trained, inputs):
+    enc, attribute_ids = inputs
+    with torch.no_grad():
+        before = trained(**enc, attribute_ids=attribute_ids).logits
+        trained.resize_attribute_values("user", 12)
+        after = trained(**enc, attribute_ids=attribute_ids).logits
+        new_user = trained(**enc, attribute_ids=torch.tensor([[11, 2], [11, 3], [11, -1]])).logits
+        no_fine_user = trained.m2a.value_embeddings[0].weight[11]
+    torch.testing.assert_close(before, after)
+    assert trained.config.attribute_sizes == [12, 5] and new_user.shape == (3, 3)
+    assert torch.count_nonzero(no_fine_user) == 0
+    with pytest.raises(ValueError, match=r"can grow but not shrink"):
+        trained.resize_attribute_values("user", 3)
+    with pytest.raises(ValueError, match=r"unknown attribute 'age'"):
+        trained.resize_attribute_values("age", 3)
