@@ -34,3 +34,25 @@ def data_dir() -> Path:
             f"shared data not found at {path}: set M2A_DATA_DIR to the folder holding fdu-mtl/ and womens-clothing-reviews/"
         )
     return path
+
+
+# ---- hub_endpoint (owner: Hub stand-in / model-card work; keep this block self-contained) --------------------------
+# A session-wide local stand-in for the Hugging Face Hub (tests/hub_stand_in.py), on 127.0.0.1 with an OS-chosen port.
+# `huggingface_hub` reads HF_ENDPOINT when it is imported, so code that must use the library defaults (model.push_to_hub,
+# Trainer.push_to_hub, from_pretrained(repo_id)) runs in a child process:
+#
+#     from hub_stand_in import read_result, run_with_hub
+#     proc = run_with_hub("...python using HF defaults...; emit(result)", hub_endpoint)  # HF_ENDPOINT, HF_TOKEN=dummy,
+#     result = read_result(proc)                                                          # HF_HUB_DISABLE_XET=1, ...
+#
+# In-process code may instead pass `endpoint=hub_endpoint.url` explicitly (HfApi, hf_hub_download).
+@pytest.fixture(scope="session")
+def hub_endpoint():
+    """The running `HubStandIn` (`.url` is the endpoint); stopped and its storage deleted after the session."""
+    from hub_stand_in import HubStandIn
+
+    with HubStandIn() as hub:
+        yield hub
+
+
+# ---- end of hub_endpoint block ----------------------------------------------------------------------------------------
