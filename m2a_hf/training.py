@@ -29,6 +29,7 @@ from transformers import (
 )
 
 from m2a_hf.data import AttributeVocab, M2ADataCollator, load_named_dataset, prepare_dataset
+from m2a_hf.hub import save_for_hub
 from m2a_hf.metrics import compute_metrics, metrics_by_seen, seen_mask_from_attribute_ids
 from m2a_hf.modeling import M2AForSequenceClassification
 
@@ -316,11 +317,13 @@ def train_m2a(
     metrics["test"] = {view: final[view] for view in VIEWS}
 
     out = Path(training_args.output_dir)
-    trainer.save_model(str(out))
-    vocab.save(out)
+    model.config.attribute_vocab = vocab.to_dict()  # pipelines read it from the same revision as the weights
+    save_for_hub(
+        model, out, tokenizer=tokenizer, attribute_vocab=vocab, metrics=metrics["test"], training_args=training_args,
+        dataset_name=data_args.dataset, base_model=backbone,
+    )  # fmt: skip
     _write_json(out / "metrics.json", metrics)
     _write_json(out / "log_history.json", history)
-    _write_card(model, out, metrics, training_args, data_args, backbone)
     _plot(history, metrics, out / "training_curves.png")
     return TrainingResult(metrics, str(out), model, tokenizer, vocab, history)
 
@@ -395,16 +398,6 @@ def _logits_and_labels(prediction) -> tuple[np.ndarray, np.ndarray]:
 def _write_json(path: Path, payload: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
-
-
-def _write_card(model, out: Path, metrics, training_args, data_args, backbone: str) -> None:
-    try:
-        from m2a_hf.hub import write_model_card
-    except ImportError:  # pragma: no cover - the hub module is part of the package
-        return
-    write_model_card(
-        model, out, metrics=metrics, training_args=training_args, dataset_name=data_args.dataset, base_model=backbone
-    )
 
 
 def _plot(history: list[dict[str, Any]], metrics: dict[str, Any], path: Path) -> None:

@@ -135,6 +135,9 @@ class M2AConfig(PretrainedConfig):
             Dropout in the classification head. Defaults to the backbone's `hidden_dropout_prob` (or 0.1).
         mask_token_id (`int`, *optional*):
             Token used to mask inputs for the MLM term (set by `from_backbone` from the tokenizer).
+        attribute_vocab (`dict`, *optional*):
+            The value strings of each attribute (`{"attributes": [{"name": "user", "values": [...]}, ...]}`; value `i`
+            has id `i`), so that the pipeline maps strings to ids from the same revision as the weights.
 
     Example:
 
@@ -182,6 +185,7 @@ class M2AConfig(PretrainedConfig):
         train_mlm_head: bool = True,
         classifier_dropout: float | None = None,
         mask_token_id: int | None = None,
+        attribute_vocab: dict | None = None,
         **kwargs,
     ):
         if backbone_config is None:
@@ -226,6 +230,7 @@ class M2AConfig(PretrainedConfig):
         self.train_mlm_head = train_mlm_head
         self.classifier_dropout = classifier_dropout
         self.mask_token_id = mask_token_id
+        self.attribute_vocab = attribute_vocab
         kwargs.setdefault("pad_token_id", getattr(backbone_config, "pad_token_id", None))
         super().__init__(**kwargs)
         self._validate()

@@ -43,6 +43,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput, logging
 
 from .configuration_m2a import M2AConfig
+from .pipeline_m2a import CUSTOM_PIPELINES
 
 
 logger = logging.get_logger(__name__)
@@ -412,8 +413,11 @@ class M2APreTrainedModel(PreTrainedModel):
             module.bias.zero_()
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
-        # `register_for_auto_class` writes only the saved class; write the complete auto_map whichever class is saved.
+        # `register_for_auto_class` writes only the saved class; write the complete auto_map whichever class is saved,
+        # and the pipeline entry, so that `transformers.pipeline(model=..., trust_remote_code=True)` finds
+        # `pipeline_m2a.py` (copied along because this file imports it relatively).
         self.config.auto_map = dict(AUTO_MAP)
+        self.config.custom_pipelines = copy.deepcopy(CUSTOM_PIPELINES)
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 
@@ -784,7 +788,14 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         if not backbone:
             raise ValueError(f"the adapter at {adapter!s} names no backbone: pass `backbone=` (a path or repo id).")
         actual = AutoConfig.from_pretrained(str(backbone))
-        keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
+        keys = (
+            "model_type",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "vocab_size",
+        )
         diffs = {
             k: (getattr(config.backbone_config, k, None), getattr(actual, k, None))
             for k in keys
@@ -792,7 +803,9 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         }
         if diffs:
             detail = ", ".join(f"{k}: adapter {a!r} vs backbone {b!r}" for k, (a, b) in diffs.items())
-            raise ValueError(f"the adapter at {adapter!s} was trained on a different backbone than {backbone!s} ({detail}).")
+            raise ValueError(
+                f"the adapter at {adapter!s} was trained on a different backbone than {backbone!s} ({detail})."
+            )
         model = cls(config)
         model.load_backbone_weights(str(backbone))
         state = load_file(weights_file)

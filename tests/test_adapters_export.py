@@ -66,7 +66,9 @@ def test_adapter_refuses_a_backbone_of_other_shapes(trained, tmp_path):
 
 
 def test_full_finetune_has_no_adapter_checkpoint(minilm_path, tmp_path):
-    model = M2AForSequenceClassification.from_backbone(minilm_path, attributes={"user": 2}, lora_rank=2, full_finetune=True)
+    model = M2AForSequenceClassification.from_backbone(
+        minilm_path, attributes={"user": 2}, lora_rank=2, full_finetune=True
+    )
     with pytest.raises(ValueError, match="fully fine-tuned"):
         model.save_adapter(tmp_path)
 

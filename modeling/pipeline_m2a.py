@@ -1,0 +1,331 @@
+"""`M2ATextClassificationPipeline`: text classification with per-sample attributes, for M2A checkpoints.
+
+Self-contained (torch + transformers only): this file ships inside checkpoints as remote code, so that
+
+    >>> from transformers import pipeline
+    >>> clf = pipeline(model="user/m2a-yelp", trust_remote_code=True, revision="<commit sha>")  # doctest: +SKIP
+    >>> clf({"text": "Great pizza.", "attributes": {"user": "u17", "item": "b42"}})  # doctest: +SKIP
+    {'label': '5', 'score': 0.61}
+
+works without `m2a_hf` installed. `pipeline()` finds this class through the checkpoint's `config.json`:
+
+    "custom_pipelines": {"text-classification": {"impl": "pipeline_m2a.M2ATextClassificationPipeline",
+                                                  "pt": ["AutoModelForSequenceClassification"], "tf": [],
+                                                  "type": "text"}}
+
+and loads `pipeline_m2a.py` from the checkpoint (local folder or Hub repo) with `trust_remote_code=True`.
+
+Inputs: a string (every attribute unknown), a dict `{"text": ..., "attributes": {"user": "u17", ...}}` (optionally
+`"text_pair"`; or `"attribute_ids": [3, -1]` to give ids directly), or a list of those. Attribute values are matched
+as normalised strings (`17`, `17.0` and `" 17"` are `"17"`) against the checkpoint's vocabulary (value `i` of an
+attribute has id `i`), read from `config.attribute_vocab` (same revision as the weights) or `attribute_vocab.json`; a
+value that is missing, `None` or not in the vocabulary becomes `-1`, which the model routes to that attribute's coarse
+"unknown value" adapter. `view="coarse"` ignores the attributes altogether (attribute-free use).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from transformers import Pipeline
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
+
+ATTRIBUTE_VOCAB_NAME = "attribute_vocab.json"
+ATTRIBUTE_VOCAB_FORMAT_VERSION = 1
+ATTRIBUTE_VOCAB_FORMAT_NAME = "m2a-attribute-vocab"
+PIPELINE_TASK = "text-classification"
+# The `config.json` entry that makes `transformers.pipeline(model=<checkpoint>, trust_remote_code=True)` build this
+# pipeline. `pt` names must be attributes of the top-level `transformers` module (they are resolved with getattr).
+CUSTOM_PIPELINES = {
+    PIPELINE_TASK: {
+        "impl": "pipeline_m2a.M2ATextClassificationPipeline",
+        "pt": ["AutoModelForSequenceClassification"],
+        "tf": [],
+        "type": "text",
+    }
+}
+_UNSET = object()
+
+
+def normalize_attribute_value(value: Any) -> str | None:
+    """The string an attribute value is looked up as, or None for a missing value (same rule as `m2a_hf.data`).
+
+    Strings are stripped (empty means missing); integers, and floats with an integral value, become their decimal
+    string (`767`, `767.0` and `"767"` are one value); NaN is missing; anything else is `str()`-ed.
+    """
+    if value is None:
+        return None
+    if hasattr(value, "item") and callable(value.item) and not isinstance(value, (str, bytes)):
+        try:  # numpy scalars, 0-d tensors
+            value = value.item()
+        except (TypeError, ValueError):
+            pass
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isfinite(value) and value.is_integer():
+            return str(int(value))
+        return repr(value)
+    return str(value).strip() or None
+
+
+def parse_attribute_vocab(vocab: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Validate an attribute vocabulary (`attribute_vocab.json`) and return `{name: [value_0, value_1, ...]}`.
+
+    Accepted: `{"format_version": 1, "attributes": [{"name": "user", "values": ["u1", ...]}, ...]}` and the form
+    `m2a_hf.data.AttributeVocab.save` writes, `{"format": "m2a-attribute-vocab", "version": 1, "attributes": [...]}`.
+    """
+    if not isinstance(vocab, Mapping):
+        raise ValueError(f"the attribute vocabulary must be a JSON object, got {type(vocab).__name__}.")
+    if "format" in vocab:
+        if vocab["format"] != ATTRIBUTE_VOCAB_FORMAT_NAME:
+            raise ValueError(
+                f"attribute vocabulary `format` is {vocab['format']!r}, expected {ATTRIBUTE_VOCAB_FORMAT_NAME!r}."
+            )
+        version = vocab.get("version")
+    else:
+        version = vocab.get("format_version")
+    if version != ATTRIBUTE_VOCAB_FORMAT_VERSION:
+        raise ValueError(
+            f"attribute vocabulary version is {version!r}; this pipeline reads version {ATTRIBUTE_VOCAB_FORMAT_VERSION}."
+        )
+    entries = vocab.get("attributes")
+    if not isinstance(entries, list):
+        raise ValueError("attribute vocabulary: `attributes` must be a list of {'name': ..., 'values': [...]}.")
+    out: dict[str, list[str]] = {}
+    for entry in entries:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str) or "values" not in entry:
+            raise ValueError(f"attribute vocabulary: each entry needs `name` and `values`, got {entry!r}.")
+        name, values = entry["name"], entry["values"]
+        if name in out:
+            raise ValueError(f"attribute vocabulary: attribute {name!r} is listed twice.")
+        if not isinstance(values, list):
+            raise ValueError(f"attribute vocabulary: `values` of {name!r} must be a list.")
+        values = [normalize_attribute_value(v) for v in values]
+        if any(v is None for v in values) or len(set(values)) != len(values):
+            raise ValueError(f"attribute vocabulary: attribute {name!r} has missing or duplicate values.")
+        out[name] = values
+    return out
+
+
+class M2ATextClassificationPipeline(Pipeline):
+    """Text classification with an M2A model: maps attribute strings to ids and passes `attribute_ids` to the model.
+
+    Args (beyond those of `transformers.Pipeline`):
+        attribute_vocab (`dict` or `str`, *optional*):
+            The vocabulary (`attribute_vocab.json` format) or a path to such a file. By default it is read from
+            `model.config.attribute_vocab` (stored in `config.json`, so it always matches the loaded revision), else
+            from `attribute_vocab.json` next to the weights. Without any, every value is unknown (with a warning).
+
+    Call arguments:
+        view (`str`, *optional*): `None` (attribute-aware, default), `"coarse"` (attribute-free) or `"iid"`.
+        top_k (`int` or `None`, *optional*): when given, return a list of the `top_k` best labels (`None`: all),
+            instead of the single best `{"label", "score"}`.
+        function_to_apply (`str`, *optional*): `"softmax"`, `"sigmoid"` or `"none"`; default: softmax, or sigmoid
+            for one label or `problem_type="multi_label_classification"`.
+        truncation, max_length: passed to the tokenizer (truncation defaults to `True`).
+    """
+
+    _load_processor = False
+    _load_image_processor = False
+    _load_video_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = True
+
+    def __init__(self, *args: Any, attribute_vocab: Mapping[str, Any] | str | os.PathLike | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.attribute_names: list[str] = list(getattr(self.model.config, "attribute_names", None) or [])
+        sizes = list(getattr(self.model.config, "attribute_sizes", None) or [None] * len(self.attribute_names))
+        vocab = self._load_attribute_vocab(attribute_vocab)
+        self._value_ids: list[dict[str, int]] = []
+        for name, size in zip(self.attribute_names, sizes, strict=True):
+            values = vocab.get(name) if vocab is not None else None
+            if values is None:
+                if vocab is not None:
+                    logger.warning(
+                        "attribute %r is not in the attribute vocabulary: its values are all unknown.", name
+                    )
+                values = []
+            if size is not None and len(values) > size:
+                raise ValueError(
+                    f"the attribute vocabulary lists {len(values)} values for {name!r} but the model has only {size}."
+                )
+            self._value_ids.append({value: i for i, value in enumerate(values)})
+        if vocab is not None:
+            extra = sorted(set(vocab) - set(self.attribute_names))
+            if extra:
+                logger.warning("attribute vocabulary entries %s are not attributes of this model; ignored.", extra)
+
+    # ---------------------------------------------------------------------------------------------- vocabulary
+    def _load_attribute_vocab(self, source: Mapping[str, Any] | str | os.PathLike | None) -> dict[str, list] | None:
+        if source is None:
+            source = getattr(self.model.config, "attribute_vocab", None)
+        if source is None:
+            source = self._find_vocab_file()
+        if source is None:
+            if self.attribute_names:
+                logger.warning(
+                    "No attribute vocabulary found (config `attribute_vocab` or %s): every attribute value is treated "
+                    "as unknown (-1), i.e. the model's coarse unknown-value adapters are used.",
+                    ATTRIBUTE_VOCAB_NAME,
+                )
+            return None
+        if not isinstance(source, Mapping):
+            with open(source, encoding="utf-8") as handle:
+                source = json.load(handle)
+        return parse_attribute_vocab(source)
+
+    def _find_vocab_file(self) -> str | None:
+        name_or_path = getattr(self.model.config, "_name_or_path", None) or getattr(self.model, "name_or_path", "")
+        if not name_or_path:
+            return None
+        if os.path.isdir(name_or_path):
+            path = os.path.join(name_or_path, ATTRIBUTE_VOCAB_NAME)
+            return path if os.path.isfile(path) else None
+        try:  # a Hub repo id: the file is fetched from the default branch (see the warning below)
+            from transformers.utils import cached_file
+
+            path = cached_file(
+                name_or_path,
+                ATTRIBUTE_VOCAB_NAME,
+                _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False,
+            )
+        except Exception as err:  # noqa: BLE001 - an absent vocabulary must not stop inference
+            logger.warning("Could not fetch %s from %s: %s", ATTRIBUTE_VOCAB_NAME, name_or_path, err)
+            return None
+        if path is not None:
+            logger.warning(
+                "Read %s from the default branch of %s, which may differ from the loaded revision; store the "
+                "vocabulary in config.json (`attribute_vocab`) or pass `attribute_vocab=` to pin it.",
+                ATTRIBUTE_VOCAB_NAME,
+                name_or_path,
+            )
+        return path
+
+    def attribute_ids_for(self, attributes: Mapping[str, Any] | None) -> list[int]:
+        """Ids in `config.attribute_names` order; unknown, unseen or missing values give -1."""
+        attributes = attributes or {}
+        if not isinstance(attributes, Mapping):
+            raise ValueError(f"`attributes` must be a mapping of attribute name to value, got {attributes!r}.")
+        unknown_names = sorted(set(attributes) - set(self.attribute_names))
+        if unknown_names:
+            raise ValueError(
+                f"unknown attribute(s) {unknown_names}; this model has attributes {self.attribute_names}."
+            )
+        ids = []
+        for name, value_ids in zip(self.attribute_names, self._value_ids, strict=True):
+            value = normalize_attribute_value(attributes.get(name))
+            ids.append(-1 if value is None else value_ids.get(value, -1))
+        return ids
+
+    # -------------------------------------------------------------------------------------------- Pipeline API
+    def _sanitize_parameters(self, view=None, function_to_apply=None, truncation=None, max_length=None, **kwargs):
+        preprocess_params: dict[str, Any] = {}
+        if truncation is not None:
+            preprocess_params["truncation"] = truncation
+        if max_length is not None:
+            preprocess_params["max_length"] = max_length
+        forward_params = {"view": view} if view is not None else {}
+        postprocess_params: dict[str, Any] = {}
+        if function_to_apply is not None:
+            if function_to_apply not in ("softmax", "sigmoid", "none"):
+                raise ValueError(
+                    f"`function_to_apply` must be 'softmax', 'sigmoid' or 'none', got {function_to_apply!r}."
+                )
+            postprocess_params["function_to_apply"] = function_to_apply
+        if "top_k" in kwargs:
+            postprocess_params["top_k"] = kwargs.pop("top_k")
+        if kwargs:
+            raise TypeError(f"unexpected argument(s) for M2ATextClassificationPipeline: {sorted(kwargs)}.")
+        return preprocess_params, forward_params, postprocess_params
+
+    def preprocess(self, inputs: Any, truncation: bool = True, max_length: int | None = None) -> dict[str, Any]:
+        text_pair = None
+        if isinstance(inputs, str):
+            text, ids = inputs, self.attribute_ids_for(None)
+        elif isinstance(inputs, Mapping):
+            if not isinstance(inputs.get("text"), str):
+                raise ValueError(f"a dict input needs a string `text`, got keys {sorted(inputs)}.")
+            allowed = {"text", "text_pair", "attributes", "attribute_ids"}
+            if set(inputs) - allowed:
+                raise ValueError(
+                    f"unexpected keys {sorted(set(inputs) - allowed)} in input; allowed: {sorted(allowed)}."
+                )
+            text, text_pair = inputs["text"], inputs.get("text_pair")
+            if inputs.get("attribute_ids") is not None:
+                if inputs.get("attributes") is not None:
+                    raise ValueError("give either `attributes` or `attribute_ids`, not both.")
+                ids = inputs["attribute_ids"]
+                if not isinstance(ids, Sequence) or len(ids) != len(self.attribute_names):
+                    raise ValueError(
+                        f"`attribute_ids` must be a list of {len(self.attribute_names)} ints "
+                        f"({self.attribute_names}), got {ids!r}."
+                    )
+                ids = [int(i) for i in ids]
+            else:
+                ids = self.attribute_ids_for(inputs.get("attributes"))
+        else:
+            raise TypeError(
+                "inputs must be a string, a dict {'text': ..., 'attributes': {...}} or a list of those, "
+                f"got {type(inputs).__name__}."
+            )
+        encoding = self.tokenizer(
+            text, text_pair=text_pair, truncation=truncation, max_length=max_length, return_tensors="pt"
+        )
+        model_inputs = dict(encoding)
+        model_inputs["attribute_ids"] = torch.tensor([ids], dtype=torch.long)  # (1, num_attributes)
+        return model_inputs
+
+    def _forward(self, model_inputs: dict[str, Any], view: str | None = None) -> dict[str, torch.Tensor]:
+        if view is not None:
+            model_inputs = {**model_inputs, "view": view}
+        outputs = self.model(**model_inputs)
+        logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs[0]
+        return {"logits": logits}
+
+    def postprocess(self, model_outputs: dict[str, torch.Tensor], function_to_apply: str | None = None, top_k=_UNSET):
+        logits = model_outputs["logits"][0].float()
+        config = self.model.config
+        if function_to_apply is None:
+            multi_label = getattr(config, "problem_type", None) == "multi_label_classification"
+            function_to_apply = "sigmoid" if multi_label or config.num_labels == 1 else "softmax"
+        if function_to_apply == "softmax":
+            scores = torch.softmax(logits, dim=-1)
+        elif function_to_apply == "sigmoid":
+            scores = torch.sigmoid(logits)
+        else:
+            scores = logits
+        scores = scores.tolist()
+        id2label = config.id2label
+        results = [{"label": id2label.get(i, f"LABEL_{i}"), "score": float(s)} for i, s in enumerate(scores)]
+        if top_k is _UNSET:
+            return max(results, key=lambda r: r["score"])
+        results.sort(key=lambda r: r["score"], reverse=True)
+        return results if top_k is None else results[:top_k]
+
+
+__all__ = [
+    "ATTRIBUTE_VOCAB_FORMAT_NAME",
+    "ATTRIBUTE_VOCAB_FORMAT_VERSION",
+    "ATTRIBUTE_VOCAB_NAME",
+    "CUSTOM_PIPELINES",
+    "PIPELINE_TASK",
+    "M2ATextClassificationPipeline",
+    "normalize_attribute_value",
+    "parse_attribute_vocab",
+]
