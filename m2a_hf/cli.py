@@ -171,6 +171,8 @@ def cmd_predict(argv: list[str]) -> list[dict[str, Any]]:
     outputs = pipe(records, view=args.view, top_k=args.top_k) if records else []
     lines = []
     for record, out in zip(records, outputs, strict=True):
+        if args.top_k == 1 and isinstance(out, list):
+            out = out[0]
         ids = pipe.attribute_ids_for(record["attributes"])
         lines.append(
             {

@@ -221,6 +221,9 @@ def evaluate_checkpoint(
     args = training_arguments(
         output_dir=str(Path(model_path) / "eval") if Path(model_path).is_dir() else "outputs/eval",
         per_device_eval_batch_size=batch_size,
+        eval_strategy="no",
+        save_strategy="no",
+        load_best_model_at_end=False,
     )
     trainer = Trainer(model=model, args=args, data_collator=M2ADataCollator(tokenizer, mlm_probability=0.0))
     return evaluate_views(trainer, features[split], vocab.names, data_args.seen_attribute, prefix=split)

@@ -1,0 +1,120 @@
+"""The `m2a-hf` command line end to end: train a few steps -> evaluate -> predict -> reload through the Auto classes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+
+def m2a_hf(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "m2a_hf.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=900,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "model"
+    result = m2a_hf(
+        "train", "--dataset", "synthetic", "--max_train_samples", "96", "--max_eval_samples", "48",
+        "--max_length", "32", "--lora_rank", "4", "--lora_alpha", "8", "--training_view", "stochastic",
+        "--max_steps", "4", "--per_device_train_batch_size", "8", "--eval_strategy", "steps", "--eval_steps", "2",
+        "--save_strategy", "steps", "--save_steps", "2", "--output_dir", str(out), "--disable_tqdm", "True",
+        "--seen_attribute", "user",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "M2A (fine view)" in result.stdout and "M2A (coarse view)" in result.stdout
+    return out
+
+
+def test_train_writes_a_hub_ready_checkpoint(trained_dir):
+    files = {p.name for p in trained_dir.iterdir()}
+    expected = {
+        "config.json", "model.safetensors", "configuration_m2a.py", "modeling_m2a.py", "pipeline_m2a.py",
+        "tokenizer.json", "attribute_vocab.json", "README.md", "metrics.json", "training_curves.png",
+    }  # fmt: skip
+    assert expected <= files, expected - files
+    config = json.loads((trained_dir / "config.json").read_text())
+    assert config["custom_pipelines"]["text-classification"]["impl"] == "pipeline_m2a.M2ATextClassificationPipeline"
+    assert [a["name"] for a in config["attributes"]] == ["user", "item"]
+    metrics = json.loads((trained_dir / "metrics.json").read_text())
+    assert {"stage1", "stage2", "test"} <= set(metrics)
+    for view in ("fine", "coarse"):
+        assert 0.0 <= metrics["test"][view]["accuracy"] <= 1.0
+        # the synthetic test split holds reviews of users never seen in training
+        assert metrics["test"][view]["unseen_count"] > 0 and metrics["test"][view]["seen_count"] > 0
+    assert "trust_remote_code=True" in (trained_dir / "README.md").read_text()
+
+
+def test_evaluate_reports_both_views(trained_dir, tmp_path):
+    out_file = tmp_path / "eval.json"
+    result = m2a_hf(
+        "evaluate", "--model_path", str(trained_dir), "--dataset", "synthetic", "--max_eval_samples", "40",
+        "--max_length", "32", "--split", "validation", "--output_file", str(out_file), "--seen_attribute", "user",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    metrics = json.loads(out_file.read_text())
+    assert set(metrics) == {"fine", "coarse"}
+    assert metrics["fine"]["seen_count"] + metrics["fine"]["unseen_count"] == 40
+
+
+def test_predict_from_stdin_with_known_and_unknown_values(trained_dir):
+    vocab = json.loads((trained_dir / "attribute_vocab.json").read_text())
+    user_values = next(a["values"] for a in vocab["attributes"] if a["name"] == "user")
+    lines = [
+        json.dumps(
+            {"text": "absolutely love it, best purchase this year.", "user": user_values[0], "item": "item_001"}
+        ),
+        json.dumps({"text": "it broke within a week.", "attributes": {"user": "someone-new"}}),
+        "plain text line, no attributes at all",
+    ]
+    result = m2a_hf("predict", "--model_path", str(trained_dir), stdin="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert len(rows) == 3
+    labels = set(json.loads((trained_dir / "config.json").read_text())["id2label"].values())
+    for row in rows:
+        assert row["prediction"]["label"] in labels and 0.0 <= row["prediction"]["score"] <= 1.0
+    assert rows[0]["unknown_attributes"] == [] or rows[0]["unknown_attributes"] == ["item"]
+    assert rows[1]["unknown_attributes"] == ["user", "item"]
+    assert rows[2]["unknown_attributes"] == ["user", "item"]
+
+
+def test_predict_rejects_bad_input_clearly(trained_dir):
+    result = m2a_hf("predict", "--model_path", str(trained_dir), stdin='{"text": "ok"\n')
+    assert result.returncode != 0 and "input line 1 is not valid JSON" in result.stderr
+    result = m2a_hf("predict", "--model_path", str(trained_dir), stdin='{"review": "no text field"}\n')
+    assert result.returncode != 0 and "input line 1 has no 'text' field" in result.stderr
+
+
+def test_trained_checkpoint_reloads_through_auto_classes(trained_dir):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from m2a_hf import M2AForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(trained_dir)
+    enc = tokenizer(["works well so far", "the worst purchase"], return_tensors="pt", padding=True)
+    ids = torch.tensor([[0, 1], [-1, -1]])
+    remote = AutoModelForSequenceClassification.from_pretrained(trained_dir, trust_remote_code=True).eval()
+    local = M2AForSequenceClassification.from_pretrained(trained_dir).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(remote(**enc, attribute_ids=ids).logits, local(**enc, attribute_ids=ids).logits)
+
+
+def test_cli_usage_and_unknown_command():
+    result = m2a_hf("frobnicate")
+    assert result.returncode == 2 and "usage: m2a-hf" in result.stdout
