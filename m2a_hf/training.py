@@ -320,7 +320,6 @@ def train_m2a(
     metrics["test"] = {view: final[view] for view in VIEWS}
 
     out = Path(training_args.output_dir)
-    model.config.attribute_vocab = vocab.to_dict()  # pipelines read it from the same revision as the weights
     save_for_hub(
         model, out, tokenizer=tokenizer, attribute_vocab=vocab, metrics=metrics["test"], training_args=training_args,
         dataset_name=data_args.dataset, base_model=backbone,
