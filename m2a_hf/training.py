@@ -255,6 +255,19 @@ def _trainer(model, args, train, dev, tokenizer, collator, patience: int) -> Tra
     )
 
 
+def _prepare(model_args, data_args, training_args, data: DatasetDict | None):
+    """Shared by M2A and the baseline: backbone path, attribute names, vocabulary (train split only), tokenizer,
+    tokenised features and the number of labels."""
+    backbone = model_args.resolved_backbone()
+    data = data if data is not None else load_data(data_args, seed=training_args.seed)
+    names = attribute_columns(data, data_args)
+    vocab = AttributeVocab.build(data["train"], names)
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    features = prepare_dataset(data, tokenizer, vocab, max_length=data_args.max_length)
+    num_labels = int(max(max(data[split]["label"]) for split in data) + 1)
+    return backbone, names, vocab, tokenizer, features, num_labels
+
+
 def train_m2a(
     model_args: ModelArguments,
     data_args: DataArguments,
@@ -272,13 +285,7 @@ def train_m2a(
     """
     procedure = procedure or ProcedureArguments()
     start = time.time()
-    backbone = model_args.resolved_backbone()
-    data = data if data is not None else load_data(data_args, seed=training_args.seed)
-    names = attribute_columns(data, data_args)
-    vocab = AttributeVocab.build(data["train"], names)
-    tokenizer = AutoTokenizer.from_pretrained(backbone)
-    features = prepare_dataset(data, tokenizer, vocab, max_length=data_args.max_length)
-    num_labels = int(max(max(data[s]["label"]) for s in data) + 1)
+    backbone, names, vocab, tokenizer, features, num_labels = _prepare(model_args, data_args, training_args, data)
     overrides = model_args.config_overrides()
     model = M2AForSequenceClassification.from_backbone(
         backbone, attributes=vocab.config_attributes(), num_labels=num_labels, **overrides
@@ -345,13 +352,7 @@ def train_baseline(
 
     procedure = procedure or ProcedureArguments()
     start = time.time()
-    backbone = model_args.resolved_backbone()
-    data = data if data is not None else load_data(data_args, seed=training_args.seed)
-    names = attribute_columns(data, data_args)
-    vocab = AttributeVocab.build(data["train"], names)
-    tokenizer = AutoTokenizer.from_pretrained(backbone)
-    features = prepare_dataset(data, tokenizer, vocab, max_length=data_args.max_length)
-    num_labels = int(max(max(data[s]["label"]) for s in data) + 1)
+    backbone, names, vocab, tokenizer, features, num_labels = _prepare(model_args, data_args, training_args, data)
     reference = M2AConfig(**model_args.config_overrides())
     base = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=num_labels)
     if model_args.full_finetune:
