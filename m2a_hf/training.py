@@ -26,6 +26,7 @@ from transformers import (
     EarlyStoppingCallback,
     Trainer,
     TrainingArguments,
+    set_seed,
 )
 
 from m2a_hf.data import AttributeVocab, M2ADataCollator, load_named_dataset, prepare_dataset
@@ -195,6 +196,7 @@ def evaluate_views(
 ) -> dict[str, Any]:
     """Accuracy / macro-F1 / RMSE of each view, overall and split into samples whose attribute values were seen in
     training and those that were not. `fine`: the attributes as given; `coarse`: attributes dropped (M2A†)."""
+    _check_sequential_evaluation(trainer.args)
     attribute_ids = np.asarray(dataset["attribute_ids"])
     index = None if seen_attribute is None else attribute_names.index(seen_attribute)
     seen = seen_mask_from_attribute_ids(attribute_ids, index)
@@ -285,6 +287,7 @@ def train_m2a(
     """
     procedure = procedure or ProcedureArguments()
     start = time.time()
+    set_seed(training_args.seed)  # the adapters and heads are initialised before the Trainer seeds anything
     backbone, names, vocab, tokenizer, features, num_labels = _prepare(model_args, data_args, training_args, data)
     overrides = model_args.config_overrides()
     model = M2AForSequenceClassification.from_backbone(
@@ -352,6 +355,7 @@ def train_baseline(
 
     procedure = procedure or ProcedureArguments()
     start = time.time()
+    set_seed(training_args.seed)  # the adapters and heads are initialised before the Trainer seeds anything
     backbone, names, vocab, tokenizer, features, num_labels = _prepare(model_args, data_args, training_args, data)
     reference = M2AConfig(**model_args.config_overrides())
     base = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=num_labels)
@@ -372,6 +376,7 @@ def train_baseline(
     trainer = _trainer(model, training_args, train, dev, tokenizer, collator, procedure.early_stopping_patience)
     trainer.train()
     test = features["test"]
+    _check_sequential_evaluation(trainer.args)
     seen = seen_mask_from_attribute_ids(
         np.asarray(test["attribute_ids"]),
         None if data_args.seen_attribute is None else names.index(data_args.seen_attribute),
@@ -388,6 +393,15 @@ def train_baseline(
     trainer.save_model(str(out))
     _write_json(out / "metrics.json", metrics)
     return TrainingResult(metrics, str(out), model, tokenizer, vocab, list(trainer.state.log_history))
+
+
+def _check_sequential_evaluation(args: TrainingArguments) -> None:
+    """Seen/unseen masks follow dataset order; a length-grouped sampler would reorder evaluation batches."""
+    if getattr(args, "train_sampling_strategy", None) == "group_by_length" or getattr(args, "group_by_length", False):
+        raise ValueError(
+            "`train_sampling_strategy='group_by_length'` also reorders evaluation batches, which would misalign the "
+            "seen/unseen split of the metrics; use the default sampling strategy for M2A evaluation."
+        )
 
 
 def _logits_and_labels(prediction) -> tuple[np.ndarray, np.ndarray]:

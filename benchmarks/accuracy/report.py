@@ -1,0 +1,396 @@
+"""Turns the accuracy benchmark's JSON lines into a markdown report and a bar chart.
+
+    python benchmarks/accuracy/report.py outputs/accuracy/results.jsonl [--output report.md] [--png accuracy.png]
+
+One table per (dataset, protocol, quick) group: a row per arm and view (M2A arms give the attribute-aware view, M2A†
+after stage 2 and M2A† before it), mean ± sample std over seeds where a row has ≥ 2 seeds, and Δ accuracy against the
+`lora` row of the same group. FDU-MTL groups (any group whose rows carry per-value accuracies) also get a per-domain
+table, and every group a check of the benchmark's targets. Rows of `--quick` runs are labelled as smoke tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+
+logger = logging.getLogger("accuracy.report")
+
+# (view key in the row, suffix in the table); views missing from a row are skipped.
+VIEWS: tuple[tuple[str, str], ...] = (
+    ("iid", ""),
+    ("fine", ""),
+    ("coarse", " †"),
+    ("coarse_stage1", " † before stage 2"),
+)
+BASELINE = ("lora", "iid")
+HEADLINE = ("m2a-joint", "fine")
+DAGGER = ("m2a-joint", "coarse")
+MIN_SEEDS = 3
+HALF_TIME_RATIO = 0.6  # "about half the training time": stochastic/joint train-runtime ratio at most this
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Loading and aggregation
+# ----------------------------------------------------------------------------------------------------------------------
+def load_rows(path: str | Path) -> list[dict[str, Any]]:
+    """All JSON rows of a JSONL file (a malformed line is skipped with a warning)."""
+    rows = []
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                logger.warning("%s:%d: not JSON (%s); skipped", path, number, err)
+    return rows
+
+
+def latest_ok(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Successful rows, the newest one per configuration and seed (a `--force` re-run replaces the older row)."""
+    latest: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for row in rows:
+        if row.get("status") == "ok":
+            latest[(row.get("config_key"), row.get("seed"))] = row
+    return list(latest.values())
+
+
+def group_key(row: dict[str, Any]) -> tuple[str, str, bool]:
+    return (str(row["dataset"]), str(row["protocol"]), bool(row.get("quick")))
+
+
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def _arm_labels(rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """Display name per (arm, config_key): the arm name, plus the key when one arm ran with several configurations."""
+    keys: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        if row["config_key"] not in keys[row["arm"]]:
+            keys[row["arm"]].append(row["config_key"])
+    return {
+        (arm, key): arm if len(config_keys) == 1 else f"{arm} [{key[:6]}]"
+        for arm, config_keys in keys.items()
+        for key in config_keys
+    }
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per (arm, configuration, view) of a group, in arm order (lora first, then first appearance)."""
+    by_config: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_config[(row["arm"], row["config_key"])].append(row)
+    order = sorted(by_config, key=lambda k: (k[0] != "lora", k[0] != "fft", _first_index(rows, k)))
+    labels = _arm_labels(rows)
+    entries = []
+    for arm, key in order:
+        seeded = sorted(by_config[(arm, key)], key=lambda r: r["seed"])
+        for view, suffix in VIEWS:
+            present = [r for r in seeded if view in r["metrics"]["views"]]
+            if not present:
+                continue
+            metric = {
+                name: mean_std([r["metrics"]["views"][view].get(name) for r in present])
+                for name in ("accuracy", "rmse", "macro_f1", "seen_accuracy", "unseen_accuracy")
+            }
+            metric["train_minutes"] = mean_std([r.get("train_seconds", 0) / 60 for r in present])
+            metric["train_runtime"] = mean_std([_train_runtime(r) for r in present])
+            entries.append(
+                {
+                    "arm": arm,
+                    "config_key": key,
+                    "view": view,
+                    "label": labels[(arm, key)] + suffix,
+                    "seeds": [r["seed"] for r in present],
+                    "metrics": metric,
+                    "counts": present[0]["metrics"]["views"][view],
+                    "rows": present,
+                }
+            )
+    return entries
+
+
+def _first_index(rows: list[dict[str, Any]], key: tuple[str, str]) -> int:
+    return next(i for i, r in enumerate(rows) if (r["arm"], r["config_key"]) == key)
+
+
+def _train_runtime(row: dict[str, Any]) -> float | None:
+    dev = row.get("dev") or {}
+    total = sum((stage or {}).get("train_runtime_seconds") or 0.0 for stage in dev.values())
+    return total or None
+
+
+def _find(entries: list[dict[str, Any]], arm: str, view: str) -> dict[str, Any] | None:
+    matches = [e for e in entries if e["arm"] == arm and e["view"] == view]
+    return max(matches, key=lambda e: len(e["seeds"])) if matches else None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Formatting
+# ----------------------------------------------------------------------------------------------------------------------
+def _fmt(pair: tuple[float | None, float | None], scale: float = 100.0, digits: int = 2) -> str:
+    mean, std = pair
+    if mean is None:
+        return "–"
+    text = f"{mean * scale:.{digits}f}"
+    return text + (f" ± {std * scale:.{digits}f}" if std is not None else "")
+
+
+def _delta(value: float | None, reference: float | None) -> str:
+    if value is None or reference is None:
+        return "–"
+    return f"{100 * (value - reference):+.2f}"
+
+
+def results_table(entries: list[dict[str, Any]]) -> str:
+    baseline = _find(entries, *BASELINE)
+    reference = baseline["metrics"]["accuracy"][0] if baseline else None
+    lines = [
+        "| arm | seeds | acc | RMSE | macro-F1 | seen acc | unseen acc | train min | Δ acc vs lora |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in entries:
+        m = e["metrics"]
+        is_reference = baseline is not None and e is baseline
+        lines.append(
+            f"| {e['label']} | {len(e['seeds'])} | {_fmt(m['accuracy'])} | {_fmt(m['rmse'], 1.0, 3)} | "
+            f"{_fmt(m['macro_f1'])} | {_fmt(m['seen_accuracy'])} | {_fmt(m['unseen_accuracy'])} | "
+            f"{_fmt(m['train_minutes'], 1.0, 1)} | {'—' if is_reference else _delta(m['accuracy'][0], reference)} |"
+        )
+    return "\n".join(lines)
+
+
+def per_group_table(entries: list[dict[str, Any]]) -> str | None:
+    """Per-value accuracy (e.g. per FDU-MTL domain), mean over seeds, for the views that have it; None if none do."""
+    columns = []
+    for e in entries:
+        view = e["view"]
+        per = [(r["metrics"].get("per_group") or {}).get("views", {}).get(view) for r in e["rows"]]
+        if per and all(p is not None for p in per):
+            attribute = e["rows"][0]["metrics"]["per_group"]["attribute"]
+            columns.append((e["label"], per, attribute))
+    if not columns:
+        return None
+    values = list(dict.fromkeys(v for _, per, _ in columns for p in per for v in p["values"]))
+    attribute = columns[0][2]
+    lines = [
+        f"| {attribute} | n | " + " | ".join(label for label, _, _ in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for value in values:
+        count = next(p["values"][value]["count"] for _, per, _ in columns for p in per if value in p["values"])
+        cells = [_fmt(mean_std([p["values"].get(value, {}).get("accuracy") for p in per])) for _, per, _ in columns]
+        lines.append(f"| {value} | {count} | " + " | ".join(cells) + " |")
+    averages = [_fmt(mean_std([p["mean_accuracy"] for p in per])) for _, per, _ in columns]
+    lines.append("| **Avg.** | | " + " | ".join(averages) + " |")
+    return "\n".join(lines)
+
+
+def targets(dataset_key: str, entries: list[dict[str, Any]], quick: bool) -> list[tuple[str, str, str]]:
+    """The benchmark's targets for a group: (target, measured, status) with status PASS / FAIL / n/a."""
+
+    def acc(entry):
+        return entry["metrics"]["accuracy"][0] if entry else None
+
+    base, m2a, dagger = _find(entries, *BASELINE), _find(entries, *HEADLINE), _find(entries, *DAGGER)
+    joint, stochastic = m2a, _find(entries, "m2a-stochastic", "fine")
+    checks: list[tuple[str, str, str]] = []
+
+    def check(name: str, measured: str, ok: bool | None) -> None:
+        status = "n/a" if ok is None else ("PASS" if ok else "FAIL")
+        checks.append((name, measured, status + (" (quick: smoke test)" if quick and ok is not None else "")))
+
+    gain = None if (acc(m2a) is None or acc(base) is None) else 100 * (acc(m2a) - acc(base))
+    gain_text = "–" if gain is None else f"{gain:+.2f} pts"
+    if dataset_key == "fdu-mtl":
+        check("M2A avg accuracy ≥ LoRA + 1.0", gain_text, None if gain is None else gain >= 1.0)
+    elif dataset_key == "clothing":
+        check("M2A accuracy ≥ LoRA − 0.3 (does no harm)", gain_text, None if gain is None else gain >= -0.3)
+        rmse_m2a = m2a["metrics"]["rmse"][0] if m2a else None
+        rmse_base = base["metrics"]["rmse"][0] if base else None
+        ok = None if (rmse_m2a is None or rmse_base is None) else rmse_m2a <= rmse_base
+        measured = "–" if ok is None else f"{rmse_m2a:.3f} vs {rmse_base:.3f}"
+        check("M2A RMSE ≤ LoRA RMSE", measured, ok)
+        dgain = None if (acc(dagger) is None or acc(base) is None) else 100 * (acc(dagger) - acc(base))
+        check(
+            "M2A† accuracy ≥ LoRA − 0.3",
+            "–" if dgain is None else f"{dgain:+.2f} pts",
+            None if dgain is None else dgain >= -0.3,
+        )
+    else:
+        check("M2A gain over LoRA (reported, no threshold; synthetic data)" if dataset_key == "synthetic"
+              else "M2A gain over LoRA (reported, no threshold)", gain_text, None)  # fmt: skip
+    if joint and stochastic:
+        diff = 100 * (acc(stochastic) - acc(joint))
+        t_joint, t_stoch = joint["metrics"]["train_runtime"][0], stochastic["metrics"]["train_runtime"][0]
+        ratio = (t_stoch / t_joint) if (t_joint and t_stoch) else None
+        measured = f"{diff:+.2f} pts, time ×{ratio:.2f}" if ratio else f"{diff:+.2f} pts"
+        ok = diff >= -0.5 and (ratio is not None and ratio <= HALF_TIME_RATIO)
+        check(f"stochastic within 0.5 pts of joint at ≤ {HALF_TIME_RATIO}× its train time", measured, ok)
+    for entry, name in ((base, "lora"), (m2a, "m2a-joint")):
+        n = len(entry["seeds"]) if entry else 0
+        check(f"≥ {MIN_SEEDS} seeds for headline row {name}", str(n), n >= MIN_SEEDS if entry else None)
+    return checks
+
+
+def _group_header(key: tuple[str, str, bool], rows: list[dict[str, Any]]) -> list[str]:
+    dataset, protocol, quick = key
+    title = f"## {dataset} · protocol `{protocol}`" + (
+        " · QUICK (smoke test: tiny subsets, 1 epoch — not a result)" if quick else ""
+    )
+    sizes = rows[0].get("data_sizes", {})
+    commits = sorted({(r.get("git") or {}).get("commit") or "?" for r in rows})
+    dirty = any((r.get("git") or {}).get("dirty") for r in rows)
+    first = next(iter(rows[0]["metrics"]["views"].values()))
+    lines = [
+        title,
+        "",
+        f"data: train {sizes.get('train')} / dev {sizes.get('validation')} / test {sizes.get('test')} "
+        f"(test seen {first.get('seen_count')}, unseen {first.get('unseen_count')}); "
+        f"commit {', '.join(c[:10] for c in commits)}{' (dirty tree)' if dirty else ''}; "
+        f"machine {rows[0].get('machine', {}).get('cuda') or str(rows[0].get('machine', {}).get('cpu_count')) + ' CPU cores'}.",
+        "",
+    ]
+    return lines
+
+
+def render(rows: list[dict[str, Any]], source: str = "") -> str:
+    """The markdown report of all rows."""
+    ok = latest_ok(rows)
+    failed = [r for r in rows if r.get("status") != "ok"]
+    lines = [
+        "# M2A accuracy benchmark",
+        "",
+        f"Source: `{source}` — {len(ok)} result rows" + (f", {len(failed)} failed runs" if failed else "") + ".",
+        "acc / macro-F1 / seen / unseen in %, RMSE on the rating scale (labels as ordinal ratings); mean ± sample std "
+        "over seeds where a row has ≥ 2 seeds. `†` = M2A† (the same model with the attributes dropped at test time), "
+        "after stage 2 unless marked. *seen* = test samples whose attribute value(s) occurred in training; *unseen* = "
+        "the rest (routed to the unknown-value modules). Δ = accuracy points against `lora` of the same group.",
+        "",
+    ]
+    groups: dict[tuple[str, str, bool], list[dict[str, Any]]] = defaultdict(list)
+    for row in ok:
+        groups[group_key(row)].append(row)
+    for key in sorted(groups, key=lambda k: (k[2], k[0], k[1])):
+        group_rows = groups[key]
+        entries = aggregate(group_rows)
+        lines += _group_header(key, group_rows)
+        lines += [results_table(entries), ""]
+        per_group = per_group_table(entries)
+        if per_group:
+            lines += ["Per-value test accuracy:", "", per_group, ""]
+        lines += ["Targets:", "", "| target | measured | status |", "|---|---|---|"]
+        dataset_key = group_rows[0].get("dataset_key", key[0])
+        lines += [f"| {t} | {m} | {s} |" for t, m, s in targets(dataset_key, entries, key[2])]
+        lines.append("")
+    if failed:
+        lines += ["## Failed runs", ""]
+        lines += [f"- {r.get('dataset')} / {r.get('arm')} / seed {r.get('seed')}: {r.get('error')}" for r in failed]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict[str, Any]], path: str | Path) -> bool:
+    """Bar chart of test accuracy (mean ± std) per arm and view, one panel per group; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed: no %s", path)
+        return False
+    groups: dict[tuple[str, str, bool], list[dict[str, Any]]] = defaultdict(list)
+    for row in latest_ok(rows):
+        groups[group_key(row)].append(row)
+    if not groups:
+        return False
+    keys = sorted(groups, key=lambda k: (k[2], k[0], k[1]))
+    fig, axes = plt.subplots(len(keys), 1, figsize=(10, 3.6 * len(keys)), squeeze=False)
+    for ax, key in zip(axes[:, 0], keys, strict=True):
+        entries = aggregate(groups[key])
+        means = [100 * (e["metrics"]["accuracy"][0] or 0.0) for e in entries]
+        stds = [100 * (e["metrics"]["accuracy"][1] or 0.0) for e in entries]
+        colors = [
+            "#7f7f7f" if e["view"] == "iid" else "#1f77b4" if e["view"] == "fine" else "#ff7f0e" for e in entries
+        ]
+        ax.bar(range(len(entries)), means, yerr=stds, color=colors, capsize=3)
+        baseline = _find(entries, *BASELINE)
+        if baseline:
+            ax.axhline(100 * baseline["metrics"]["accuracy"][0], color="k", linestyle="--", linewidth=0.8)
+        ax.set_xticks(range(len(entries)), [e["label"] for e in entries], rotation=30, ha="right", fontsize=8)
+        low = min(means) if means else 0.0
+        ax.set_ylim(max(0.0, low - 10), min(100.0, max(means) + 5) if means else 100.0)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{key[0]} · {key[1]}" + (" · QUICK (smoke test)" if key[2] else ""))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_report(results: str | Path, output: str | Path | None = None, png: str | Path | None = None) -> str:
+    """Writes `report.md` and `accuracy.png` (default: beside the results file) and returns the markdown."""
+    results = Path(results)
+    output = Path(output) if output else results.with_name("report.md")
+    png = Path(png) if png else results.with_name("accuracy.png")
+    rows = load_rows(results)
+    markdown = render(rows, str(results))
+    if plot(rows, png):
+        markdown += f"\nChart: `{png}`\n"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(markdown, encoding="utf-8")
+    return markdown
+
+
+def estimate_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of `run.py --estimate` rows."""
+    lines = [
+        "| dataset | protocol | arm | train / dev / test | epochs (+ stage 2) | s/step stage 1 | s/step stage 2 | "
+        "infer tokens/s | test passes | est. train / dev / test min | est. total min | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        s = r["sizes"]
+        load = (r.get("machine") or {}).get("load_average") or [None]
+        est = {k: v / 60 for k, v in r["estimated_seconds"].items()}
+        lines.append(
+            f"| {r['dataset']} | {r['protocol']}{' (quick)' if r.get('quick') else ''} | {r['arm']} | "
+            f"{s['train']} / {s['validation']} / {s['test']} | {s['epochs']:g} (+{s['stage2_epochs']:g}) | "
+            f"{r['seconds_per_step']['stage1']} | {r['seconds_per_step']['stage2'] or '–'} | "
+            f"{r['inference']['tokens_per_second']} | {s['test_passes']} | "
+            f"{est['stage1_train'] + est['stage2_train']:.0f} / {est['dev_evals']:.0f} / {est['test_passes']:.0f} | "
+            f"{r['estimated_minutes_total']:.0f} | {load[0] if load[0] is None else round(load[0], 1)} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", help="results.jsonl written by run.py")
+    parser.add_argument("--output", help="markdown file (default: report.md beside the results)")
+    parser.add_argument("--png", help="bar chart (default: accuracy.png beside the results)")
+    args = parser.parse_args(argv)
+    markdown = write_report(args.results, args.output, args.png)
+    print(markdown)
+    return markdown
+
+
+__all__ = ["aggregate", "estimate_table", "latest_ok", "load_rows", "mean_std", "plot", "render", "write_report"]
+
+
+if __name__ == "__main__":
+    main()

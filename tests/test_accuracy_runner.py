@@ -1,0 +1,161 @@
+"""The accuracy benchmark runner (benchmarks/accuracy): configuration layering, one real quick run on a tiny synthetic
+slice (a JSONL row with the full configuration, the markdown table, resumability), and the report's aggregation."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import sys
+
+import pytest
+import torch
+from transformers import TrainingArguments
+
+from m2a_hf.training import DataArguments, ModelArguments, ProcedureArguments
+
+
+BENCH = __import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy"
+
+
+def _load(name: str):
+    module_name = f"m2a_accuracy_{name}"  # the name run.py itself registers its siblings under
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+@pytest.fixture(scope="module")
+def run():
+    return _load("run")
+
+
+@pytest.fixture(scope="module")
+def report():
+    return _load("report")
+
+
+def _config(run, arm: str, argv: list[str], tmp_path):
+    runner, model, data, procedure, training, explicit = run.parse_args(argv + ["--output_dir", str(tmp_path)])
+    settings = run.resolve_runner(runner, data, explicit)
+    arm_def = run.arm_defs.get_arm(arm)
+    return run.build_config(arm_def, 3, runner, settings, (model, data, procedure, training), explicit, tmp_path)
+
+
+def test_settings_layering_protocol_quick_command_line_arm(run, tmp_path):
+    argv = ["--dataset", "clothing", "--quick", "--learning_rate", "1e-3", "--training_view", "fine"]
+    joint = _config(run, "m2a-joint", argv, tmp_path)
+    assert joint.model.training_view == "joint"  # the arm's own field wins over the command line
+    assert joint.training.learning_rate == pytest.approx(1e-3)  # command line over protocol
+    assert joint.data.max_length == 64 and joint.data.max_train_samples == 300  # quick over protocol
+    assert joint.data.attribute_columns == "item,department,class,age"  # protocol[clothing]
+    assert joint.procedure.early_stopping_patience == 2 and joint.training.seed == 3
+    assert joint.runner["max_dev_samples"] is None  # quick drops the protocol's dev cap: max_eval_samples applies
+    fft = _config(run, "fft", argv, tmp_path)
+    assert fft.model.full_finetune and fft.training.learning_rate == pytest.approx(2e-5)
+    attr = _config(run, "m2a-attr-department", argv, tmp_path)
+    assert attr.data.attribute_list() == ["department"] and attr.data.seen_attribute is None
+    keys = {c.key() for c in (joint, fft, attr)}
+    assert len(keys) == 3 and joint.key() == _config(run, "m2a-joint", argv, tmp_path).key()
+    fdu = _config(run, "lora", ["--dataset", "fdu-mtl"], tmp_path)
+    assert (
+        fdu.data.max_length == 256 and fdu.runner["group_by"] == "domain" and fdu.runner["predict_views"] == "headline"
+    )
+    with pytest.raises(ValueError, match="unknown arm"):
+        run.arm_defs.get_arm("m2a-nonsense")
+    with pytest.raises(ValueError, match="seen/unseen"):
+        _config(run, "lora", ["--train_sampling_strategy", "group_by_length"], tmp_path)
+
+
+def test_quick_run_writes_full_row_and_table_and_resumes(run, tmp_path):
+    argv = [
+        "--dataset", "synthetic", "--arms", "m2a-stochastic", "--seeds", "0", "--quick", "--output_dir", str(tmp_path),
+        "--max_train_samples", "32", "--max_eval_samples", "24", "--max_length", "32", "--lora_rank", "4",
+        "--lora_alpha", "8", "--per_device_eval_batch_size", "16", "--group_by", "item", "--predict_views", "all",
+        "--raise_errors", "--torch_threads", "1",
+    ]  # fmt: skip
+    threads = torch.get_num_threads()
+    try:  # one thread: robust on a CPU shared with other jobs (two threads there can be several times slower)
+        rows = run.main(argv)
+    finally:
+        torch.set_num_threads(threads)
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert len(rows) == 1 and len(lines) == 1
+    row = json.loads(lines[0])
+    assert row["status"] == "ok" and row["quick"] is True and row["label"] == "quick"
+    assert (row["dataset"], row["arm"], row["seed"], row["protocol"]) == ("synthetic", "m2a-stochastic", 0, "cpu")
+    config = row["config"]
+    for section, cls in (("model", ModelArguments), ("data", DataArguments), ("procedure", ProcedureArguments)):
+        assert set(config[section]) == {f.name for f in dataclasses.fields(cls)}, section
+    assert set(config["training"]) >= {f.name for f in dataclasses.fields(TrainingArguments) if f.init} - {"hub_token"}
+    assert config["model"]["training_view"] == "stochastic" and config["data"]["max_length"] == 32
+    assert row["data_sizes"] == {"train": 32, "validation": 24, "test": 24}
+    assert "commit" in row["git"] and "dirty" in row["git"]
+    assert row["machine"]["cpu_count"] and row["wall_seconds"] > 0 and row["train_seconds"] > 0
+    views = row["metrics"]["views"]
+    assert set(views) == {"fine", "coarse", "fine_stage1", "coarse_stage1"}
+    for metrics in views.values():
+        assert 0 <= metrics["accuracy"] <= 1 and metrics["seen_count"] + metrics["unseen_count"] == 24
+    per_group = row["metrics"]["per_group"]
+    assert per_group["attribute"] == "item" and set(per_group["views"]) == {"fine", "coarse"}
+    assert sum(v["count"] for v in per_group["views"]["fine"]["values"].values()) == 24
+    # the runner's own length-sorted predictions agree with train_m2a's metrics (one flipped argmax at most)
+    assert all(diff <= 1 / 24 + 1e-9 for diff in row["metrics"]["prediction_check_abs_diff"].values())
+    assert row["resolved_model_config"]["lora_rank"] == 4
+    assert not list(tmp_path.rglob("*.safetensors"))  # weights removed, metrics kept
+    assert (tmp_path / "runs" / "synthetic-cpu-quick" / "m2a-stochastic" / "seed0" / "test_predictions.json").is_file()
+
+    markdown = (tmp_path / "report.md").read_text()
+    assert "QUICK" in markdown and "| m2a-stochastic | 1 |" in markdown and "| m2a-stochastic † | 1 |" in markdown
+    assert "Per-value test accuracy" in markdown and (tmp_path / "accuracy.png").stat().st_size > 0
+
+    try:
+        assert run.main(argv) == []  # same configuration and seed: skipped
+    finally:
+        torch.set_num_threads(threads)
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 1
+
+
+def _row(
+    arm: str, seed: int, accuracy: float, views: tuple[str, ...], dataset: str = "fdu-mtl", seconds: float = 60.0
+):
+    metrics = {
+        "accuracy": accuracy, "macro_f1": accuracy - 0.01, "rmse": 1 - accuracy, "seen_accuracy": accuracy,
+        "unseen_accuracy": None, "seen_count": 4, "unseen_count": 0,
+    }  # fmt: skip
+    per = {"values": {"books": {"accuracy": accuracy, "count": 2}, "dvd": {"accuracy": accuracy, "count": 2}},
+           "mean_accuracy": accuracy}  # fmt: skip
+    return {
+        "status": "ok", "dataset": dataset, "dataset_key": dataset, "protocol": "cpu", "quick": False, "arm": arm,
+        "config_key": f"key-{arm}", "seed": seed, "train_seconds": seconds, "data_sizes": {"train": 8, "test": 4},
+        "dev": {"stage1": {"train_runtime_seconds": seconds}},
+        "metrics": {"views": dict.fromkeys(views, metrics),
+                    "per_group": {"attribute": "domain", "views": {views[0]: per}}},
+    }  # fmt: skip
+
+
+def test_report_mean_std_delta_per_domain_and_targets(report, tmp_path):
+    rows = [
+        _row("lora", 0, 0.80, ("iid",)),
+        _row("lora", 1, 0.82, ("iid",)),
+        _row("m2a-joint", 0, 0.83, ("fine", "coarse", "coarse_stage1"), seconds=120),
+        _row("m2a-joint", 1, 0.85, ("fine", "coarse", "coarse_stage1"), seconds=120),
+        _row("m2a-stochastic", 0, 0.84, ("fine", "coarse"), seconds=50),
+        {**_row("lora", 1, 0.10, ("iid",)), "status": "failed", "error": "boom"},
+    ]
+    markdown = report.render(rows, "test.jsonl")
+    assert "| lora | 2 | 81.00 ± 1.41 |" in markdown  # mean ± sample std over 2 seeds
+    assert "| m2a-joint | 2 | 84.00 ± 1.41 |" in markdown and "| +3.00 |" in markdown  # Δ vs lora
+    assert "| m2a-joint † before stage 2 | 2 |" in markdown
+    assert "| m2a-stochastic | 1 | 84.00 |" in markdown  # one seed: no ±
+    assert "| books | 2 |" in markdown and "**Avg.**" in markdown
+    assert "| M2A avg accuracy ≥ LoRA + 1.0 | +3.00 pts | PASS |" in markdown
+    assert "time ×0.42" in markdown and "| ≥ 3 seeds for headline row lora | 2 | FAIL |" in markdown
+    assert "boom" in markdown  # failed runs are listed, not averaged
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "not json\n")
+    assert report.write_report(path) == (tmp_path / "report.md").read_text()
+    assert (tmp_path / "accuracy.png").is_file()
