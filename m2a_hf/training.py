@@ -270,6 +270,15 @@ def _prepare(model_args, data_args, training_args, data: DatasetDict | None):
     return backbone, names, vocab, tokenizer, features, num_labels
 
 
+def label_names(dataset: str, num_labels: int) -> dict[int, str] | None:
+    """Readable labels for the named datasets (ratings are stored as rating − 1); None for other data."""
+    if dataset in ("synthetic", "clothing"):
+        return {i: f"{i + 1} star{'s' if i else ''}" for i in range(num_labels)}
+    if dataset == "fdu-mtl" and num_labels == 2:
+        return {0: "negative", 1: "positive"}
+    return None
+
+
 def train_m2a(
     model_args: ModelArguments,
     data_args: DataArguments,
@@ -291,8 +300,9 @@ def train_m2a(
     backbone, names, vocab, tokenizer, features, num_labels = _prepare(model_args, data_args, training_args, data)
     overrides = model_args.config_overrides()
     model = M2AForSequenceClassification.from_backbone(
-        backbone, attributes=vocab.config_attributes(), num_labels=num_labels, **overrides
-    )
+        backbone, attributes=vocab.config_attributes(), num_labels=num_labels,
+        id2label=label_names(data_args.dataset, num_labels), **overrides,
+    )  # fmt: skip
     if not model_args.use_fine_view:  # ablation: every value unknown, so only the coarse modules ever run
         features = DatasetDict({k: drop_attributes(v) for k, v in features.items()})
     logger.info("M2A trainable parameters: %s", model.num_parameters_by_group())
@@ -358,7 +368,9 @@ def train_baseline(
     set_seed(training_args.seed)  # the adapters and heads are initialised before the Trainer seeds anything
     backbone, names, vocab, tokenizer, features, num_labels = _prepare(model_args, data_args, training_args, data)
     reference = M2AConfig(**model_args.config_overrides())
-    base = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=num_labels)
+    id2label = label_names(data_args.dataset, num_labels)
+    label_kwargs = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}} if id2label else {}
+    base = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=num_labels, **label_kwargs)
     if model_args.full_finetune:
         model = base
     else:
@@ -462,6 +474,7 @@ __all__ = [
     "drop_attributes",
     "evaluate_checkpoint",
     "evaluate_views",
+    "label_names",
     "load_data",
     "train_baseline",
     "train_m2a",

@@ -609,7 +609,11 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         mask_token_id = overrides.pop("mask_token_id", None)
         if mask_token_id is None:
             mask_token_id = _mask_token_id(backbone)
-        label_kwargs = {"id2label": id2label} if id2label is not None else {"num_labels": num_labels}
+        if id2label is not None:
+            id2label = {int(k): str(v) for k, v in id2label.items()}
+            label_kwargs = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+        else:
+            label_kwargs = {"num_labels": num_labels}
         config = M2AConfig(
             backbone_config=backbone_config,
             attributes=attributes,

@@ -51,6 +51,7 @@ def test_train_writes_a_hub_ready_checkpoint(trained_dir):
     config = json.loads((trained_dir / "config.json").read_text())
     assert config["custom_pipelines"]["text-classification"]["impl"] == "pipeline_m2a.M2ATextClassificationPipeline"
     assert [a["name"] for a in config["attributes"]] == ["user", "item"]
+    assert config["id2label"]["0"] == "1 star" and config["label2id"]["5 stars"] == 4  # ratings, not LABEL_i
     metrics = json.loads((trained_dir / "metrics.json").read_text())
     assert {"stage1", "stage2", "test"} <= set(metrics)
     for view in ("fine", "coarse"):
