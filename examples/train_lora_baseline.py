@@ -27,18 +27,13 @@ from transformers import (
 from m2a_hf import M2AConfig
 from m2a_hf.data import AttributeVocab, prepare_dataset
 from m2a_hf.metrics import compute_metrics, metrics_by_seen, seen_mask_from_attribute_ids
-from m2a_hf.training import DataArguments, ModelArguments, attribute_columns, load_data, training_arguments
+from m2a_hf.training import DataArguments, ModelArguments, attribute_columns, load_data, training_defaults
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO)
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    defaults = training_arguments(output_dir="outputs/example-lora")
-    parser.set_defaults(
-        **{k: getattr(defaults, k) for k in ("eval_strategy", "save_strategy", "load_best_model_at_end",
-                                              "metric_for_best_model", "save_total_limit", "report_to",
-                                              "learning_rate", "output_dir")}
-    )  # fmt: skip
+    parser.set_defaults(**training_defaults(output_dir="outputs/example-lora"))
     model_args, data_args, args = parser.parse_args_into_dataclasses()
 
     data = load_data(data_args, seed=args.seed)

@@ -31,19 +31,14 @@ from m2a_hf.training import (
     drop_attributes,
     evaluate_views,
     load_data,
-    training_arguments,
+    training_defaults,
 )
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO)
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    defaults = training_arguments(output_dir="outputs/example-m2a")
-    parser.set_defaults(
-        **{k: getattr(defaults, k) for k in ("eval_strategy", "save_strategy", "load_best_model_at_end",
-                                              "metric_for_best_model", "save_total_limit", "report_to",
-                                              "label_names", "learning_rate", "output_dir")}
-    )  # fmt: skip
+    parser.set_defaults(**training_defaults(output_dir="outputs/example-m2a"))
     model_args, data_args, args = parser.parse_args_into_dataclasses()
 
     # Data: text, label and one string column per attribute; ids from the training split only (unseen -> -1).

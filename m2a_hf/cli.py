@@ -24,7 +24,7 @@ from m2a_hf.training import (
     load_data,
     train_baseline,
     train_m2a,
-    training_arguments,
+    training_defaults,
 )
 
 
@@ -73,23 +73,8 @@ class PushArguments:
 def _parser(*types: type) -> HfArgumentParser:
     parser = HfArgumentParser(types)
     if TrainingArguments in types:
-        parser.set_defaults(**_training_defaults())
+        parser.set_defaults(**training_defaults())
     return parser
-
-
-def _training_defaults() -> dict[str, Any]:
-    args = training_arguments()
-    return {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(TrainingArguments)
-        if f.name
-        in (
-            "eval_strategy", "save_strategy", "load_best_model_at_end", "metric_for_best_model", "greater_is_better",
-            "save_total_limit", "report_to", "logging_steps", "learning_rate", "num_train_epochs",
-            "per_device_train_batch_size", "per_device_eval_batch_size", "weight_decay", "max_grad_norm", "label_names",
-            "dataloader_pin_memory", "output_dir",
-        )
-    }  # fmt: skip
 
 
 def _print_table(rows: list[tuple[str, dict[str, Any]]]) -> None:

@@ -29,7 +29,7 @@ from transformers import (
     set_seed,
 )
 
-from m2a_hf.data import AttributeVocab, M2ADataCollator, load_named_dataset, prepare_dataset
+from m2a_hf.data import DATASET_NAMES, AttributeVocab, M2ADataCollator, load_named_dataset, prepare_dataset
 from m2a_hf.hub import save_for_hub
 from m2a_hf.metrics import compute_metrics, metrics_by_seen, seen_mask_from_attribute_ids
 from m2a_hf.modeling import M2AForSequenceClassification
@@ -113,9 +113,10 @@ class ProcedureArguments:
     seed_list: str | None = field(default=None, metadata={"help": "Comma-separated seeds (benchmarks only)."})
 
 
-def training_arguments(**overrides: Any) -> TrainingArguments:
-    """`TrainingArguments` with M2A's defaults: evaluate and save each epoch, keep the best dev accuracy, no
-    reporting integrations. Any field can be overridden."""
+def training_defaults(**overrides: Any) -> dict[str, Any]:
+    """M2A's defaults for `TrainingArguments` fields (evaluate and save each epoch, keep the best dev accuracy, no
+    reporting integrations), with `overrides` applied; also the `HfArgumentParser.set_defaults` of the CLI and the
+    examples."""
     defaults: dict[str, Any] = {
         "output_dir": "outputs/m2a",
         "eval_strategy": "epoch",
@@ -139,7 +140,12 @@ def training_arguments(**overrides: Any) -> TrainingArguments:
     }
     defaults.update(overrides)
     valid = {f.name for f in dataclasses.fields(TrainingArguments)}
-    return TrainingArguments(**{k: v for k, v in defaults.items() if k in valid})
+    return {k: v for k, v in defaults.items() if k in valid}
+
+
+def training_arguments(**overrides: Any) -> TrainingArguments:
+    """`TrainingArguments` with M2A's defaults (`training_defaults`). Any field can be overridden."""
+    return TrainingArguments(**training_defaults(**overrides))
 
 
 def drop_attributes(dataset: Dataset) -> Dataset:
@@ -272,6 +278,7 @@ def _prepare(model_args, data_args, training_args, data: DatasetDict | None):
 
 def label_names(dataset: str, num_labels: int) -> dict[int, str] | None:
     """Readable labels for the named datasets (ratings are stored as rating − 1); None for other data."""
+    dataset = DATASET_NAMES.get(str(dataset).strip().lower(), dataset)  # aliases such as "womens-clothing-reviews"
     if dataset in ("synthetic", "clothing"):
         return {i: f"{i + 1} star{'s' if i else ''}" for i in range(num_labels)}
     if dataset == "fdu-mtl" and num_labels == 2:
@@ -479,4 +486,5 @@ __all__ = [
     "train_baseline",
     "train_m2a",
     "training_arguments",
+    "training_defaults",
 ]

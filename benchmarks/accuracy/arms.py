@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from m2a_hf.data import DATASET_NAMES
+
 
 @dataclass(frozen=True)
 class Arm:
@@ -232,15 +234,7 @@ QUICK: dict[str, dict[str, Any]] = {
 """`--quick`: smoke-test sizes on top of any protocol. Subsets are seeded random samples (not the first rows), so every
 FDU-MTL domain and the synthetic unseen users appear. Rows it writes carry `"quick": true` and `"label": "quick"`."""
 
-DATASET_ALIASES: dict[str, str] = {
-    "synthetic": "synthetic",
-    "clothing": "clothing",
-    "womens-clothing-reviews": "clothing",
-    "womens_clothing_reviews": "clothing",
-    "fdu-mtl": "fdu-mtl",
-    "fdu_mtl": "fdu-mtl",
-    "fdumtl": "fdu-mtl",
-}
+DATASET_ALIASES: dict[str, str] = {"synthetic": "synthetic", **DATASET_NAMES}
 
 
 def dataset_key(dataset: str) -> str:
