@@ -131,13 +131,21 @@ def _select(x: torch.Tensor, rows: Rows) -> torch.Tensor:
     return x[rows] if isinstance(rows, slice) else x.index_select(0, rows)
 
 
-def _add_rows(out: torch.Tensor, rows: Rows, delta: torch.Tensor) -> torch.Tensor:
-    if isinstance(rows, slice):
-        if rows == slice(None):
-            return out + delta
-        out[rows] += delta
-        return out
-    return out.index_add_(0, rows, delta)
+def _merge_rows(n: int, parts: list[tuple[Rows, torch.Tensor]]) -> torch.Tensor:
+    """One (n, ...) tensor from row-disjoint pieces that together cover all n rows (an attribute's known rows and
+    unknown rows). Contiguous pieces (the joint [NN; NN†] batch, a batch of one kind) are concatenated, which is cheaper
+    in the backward than in-place adds into row slices; scattered rows are written with `index_copy`."""
+    parts = [(rows, delta) for rows, delta in parts if rows is not None]
+    if len(parts) == 1 and isinstance(parts[0][0], slice) and parts[0][0] == slice(None):
+        return parts[0][1]
+    if all(isinstance(rows, slice) for rows, _ in parts):
+        return torch.cat([delta for _, delta in sorted(parts, key=lambda part: part[0].start)], dim=0)
+    merged = parts[0][1].new_zeros((n, *parts[0][1].shape[1:]))
+    for rows, delta in parts:
+        if isinstance(rows, slice):
+            rows = torch.arange(n, device=delta.device)[rows]
+        merged = merged.index_copy(0, rows, delta)
+    return merged
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -248,15 +256,17 @@ class M2ALinear(nn.Linear):
         else:
             out = out + self.scaling * F.linear(F.linear(h, self.m2a_lora_A), self.m2a_lora_B)
             for a, route in enumerate(state.attributes):
+                parts: list[tuple[Rows, torch.Tensor]] = []
                 if route.coarse_rows is not None:
                     hs = _select(h, route.coarse_rows)
                     d = self.attribute_scaling * F.linear(F.linear(hs, self.m2a_attr_A[a]), self.m2a_attr_B[a])
-                    out = _add_rows(out, route.coarse_rows, d)
+                    parts.append((route.coarse_rows, d))
                 if route.fine_rows is not None:
                     p, _, s, _ = self.kron_shape
                     factor_c = (route.embeddings @ self.m2a_fine_gen[a]).view(-1, p, s)
                     d = self.fine_delta(_select(x, route.fine_rows), factor_c, self.m2a_fine_shared[a])
-                    out = _add_rows(out, route.fine_rows, d)
+                    parts.append((route.fine_rows, d))
+                out = out + _merge_rows(out.shape[0], parts)
         return out.squeeze(1) if squeeze else out
 
     def extra_repr(self) -> str:
