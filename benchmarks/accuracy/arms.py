@@ -151,8 +151,9 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
         "description": (
             "All-MiniLM-L6-v2 (the embedded default backbone), batch 16, AdamW lr 5e-4 for adapters and 2e-5 for "
             "full fine-tuning, 2 epochs with dev accuracy evaluated each epoch (best epoch kept; early stopping "
-            "patience 2), stage 2 for 1 epoch, full dev and test splits; training set subsampled (seeded; clothing "
-            "5,000 reviews, FDU-MTL 100 per domain) so that one model fits in 2 hours on a shared 2-core CPU (README)."
+            "patience 2), stage 2 for 1 epoch, max_length 128; seeded subsets so that the headline arms × 3 seeds fit "
+            "one session on a 2-core CPU (README): clothing 1,500 training reviews, full dev and test splits; FDU-MTL "
+            "100 training, 25 dev and 200 test documents per domain (stratified)."
         ),
         "training": {
             "per_device_train_batch_size": 16,
@@ -177,12 +178,12 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
                     "max_length": 128,
                     "attribute_columns": "item,department,class,age",
                     "seen_attribute": "item",
-                    "max_train_samples": 5000,
+                    "max_train_samples": 1500,
                 },
             },
             "fdu-mtl": {
-                "data": {"max_length": 256, "attribute_columns": "domain", "max_train_samples": 1600},
-                "runner": {"group_by": "domain"},
+                "data": {"max_length": 128, "attribute_columns": "domain", "max_train_samples": 1600},
+                "runner": {"group_by": "domain", "max_dev_samples": 400, "max_test_samples": 3200},
             },
             "default": {"data": {"max_length": 128}},
         },
