@@ -156,8 +156,12 @@ def test_report_mean_std_delta_per_domain_and_targets(report, tmp_path):
     assert "| m2a-joint † before stage 2 | 2 |" in markdown
     assert "| m2a-stochastic | 1 | 84.00 |" in markdown  # one seed: no ±
     assert "| books | 2 |" in markdown and "**Avg.**" in markdown
-    assert "| M2A avg accuracy ≥ LoRA + 1.0 | +3.00 pts | PASS |" in markdown
-    assert "time ×0.42" in markdown and "| ≥ 3 seeds for headline row lora | 2 | FAIL |" in markdown
+    assert "| m2a-stochastic avg accuracy ≥ LoRA + 1.0 | +3.00 pts (1 seed) | PASS |" in markdown
+    assert "| m2a-joint avg accuracy ≥ LoRA + 1.0 | +3.00 pts (2 seeds) | PASS |" in markdown
+    # stochastic vs joint on the seeds both ran (seed 0): +1.00 points at 50/120 of the train time
+    assert "(paired seeds: 0) | +1.00 pts, train time ×0.42 | PASS |" in markdown
+    assert "| ≥ 3 seeds for headline row lora | 2 | FAIL |" in markdown
+    assert "| ≥ 3 seeds for headline row m2a-stochastic | 1 | FAIL |" in markdown
     assert "boom" in markdown  # failed runs are listed, not averaged
     path = tmp_path / "results.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "not json\n")
