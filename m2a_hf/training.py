@@ -403,6 +403,7 @@ def train_baseline(
             lora_alpha=reference.lora_alpha,
             lora_dropout=reference.lora_dropout,
             target_modules=reference.m2a_target_modules + reference.lora_target_modules,
+            modules_to_save=baseline_modules_to_save(base, reference.train_layer_norms),
         )
         model = get_peft_model(base, lora)
     collator = DataCollatorWithPadding(tokenizer)
@@ -431,6 +432,21 @@ def train_baseline(
     return TrainingResult(
         metrics, str(out), model, tokenizer, vocab, list(trainer.state.log_history), {"iid": predicted}
     )
+
+
+def baseline_modules_to_save(model: torch.nn.Module, train_layer_norms: bool = True) -> list[str]:
+    """The non-adapter modules the LoRA baseline trains, matching what M2A trains besides its adapters: the whole
+    classification head (classifier and, for BERT-style models, the pooler, which M2A's head contains) and, like
+    M2A's `train_layer_norms` (the reference's default), every LayerNorm. Without the pooler a backbone whose
+    checkpoint has none (all-MiniLM-L6-v2) would classify through a frozen random projection."""
+    names = {"classifier"}
+    for name, module in model.named_modules():
+        last = name.rsplit(".", 1)[-1]
+        if last == "pooler" and any(p.numel() for p in module.parameters()):
+            names.add("pooler")
+        if train_layer_norms and isinstance(module, torch.nn.LayerNorm):
+            names.add(last)
+    return sorted(names)
 
 
 def _check_sequential_evaluation(args: TrainingArguments) -> None:

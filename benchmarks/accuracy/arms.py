@@ -151,7 +151,7 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
         "description": (
             "All-MiniLM-L6-v2 (the embedded default backbone), batch 16, AdamW lr 5e-4 for adapters and 2e-5 for "
             "full fine-tuning, 2 epochs with dev accuracy evaluated each epoch (best epoch kept; early stopping "
-            "patience 2), stage 2 for 1 epoch, max_length 128; seeded subsets so that the headline arms × 3 seeds fit "
+            "patience 2; synthetic: 4 epochs), stage 2 for 1 epoch, max_length 128 (synthetic 64); seeded subsets so that the headline arms × 3 seeds fit "
             "one session on a 2-core CPU (README): clothing 1,500 training reviews, full dev and test splits; FDU-MTL "
             "100 training, 25 dev and 200 test documents per domain (stratified)."
         ),
@@ -170,8 +170,9 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
         # steps get several times slower (README); on an idle machine --torch_threads 2 is faster
         "runner": {"fft_learning_rate": 2e-5, "torch_threads": 1},
         "datasets": {
-            "synthetic": {
+            "synthetic": {  # small (1,536 training rows): 4 epochs, as in the demo
                 "data": {"max_length": 64, "seen_attribute": "user"},
+                "training": {"num_train_epochs": 4},
             },
             "clothing": {
                 "data": {
