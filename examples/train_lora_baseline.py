@@ -27,7 +27,14 @@ from transformers import (
 from m2a_hf import M2AConfig
 from m2a_hf.data import AttributeVocab, prepare_dataset
 from m2a_hf.metrics import compute_metrics, metrics_by_seen, seen_mask_from_attribute_ids
-from m2a_hf.training import DataArguments, ModelArguments, attribute_columns, load_data, training_defaults
+from m2a_hf.training import (
+    DataArguments,
+    ModelArguments,
+    attribute_columns,
+    baseline_modules_to_save,
+    load_data,
+    training_defaults,
+)
 
 
 def main() -> None:
@@ -45,11 +52,13 @@ def main() -> None:
     num_labels = max(max(data[split]["label"]) for split in data) + 1
 
     m2a = M2AConfig(**model_args.config_overrides())  # same rank, alpha, dropout and placement as M2A
+    base = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=num_labels)
     lora = LoraConfig(
         task_type=TaskType.SEQ_CLS, r=m2a.lora_rank, lora_alpha=m2a.lora_alpha, lora_dropout=m2a.lora_dropout,
         target_modules=m2a.m2a_target_modules + m2a.lora_target_modules,
+        modules_to_save=baseline_modules_to_save(base, m2a.train_layer_norms),  # head + LayerNorms, as M2A trains
     )  # fmt: skip
-    model = get_peft_model(AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=num_labels), lora)
+    model = get_peft_model(base, lora)
     model.print_trainable_parameters()
     without_attributes = {split: ds.remove_columns(["attribute_ids"]) for split, ds in features.items()}
     trainer = Trainer(

@@ -512,6 +512,7 @@ __all__ = [
     "ModelArguments",
     "ProcedureArguments",
     "TrainingResult",
+    "baseline_modules_to_save",
     "default_backbone",
     "drop_attributes",
     "evaluate_checkpoint",

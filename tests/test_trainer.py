@@ -57,3 +57,25 @@ def test_five_stock_trainer_steps_lower_the_training_loss(
     # the frozen backbone did not move; the adapters did
     query = model.m2a.backbone.encoder.layer[0].attention.self.query
     assert not query.weight.requires_grad and query.m2a_lora_B.abs().sum() > 0
+
+
+def test_lora_baseline_trains_the_same_non_adapter_parameters_as_m2a(minilm_path):
+    """The IID baseline must not classify through a frozen random pooler (all-MiniLM's checkpoint has none): it
+    trains the classification head and the LayerNorms exactly as M2A does, so only the adapters differ."""
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    from m2a_hf.training import baseline_modules_to_save
+
+    base = AutoModelForSequenceClassification.from_pretrained(minilm_path, num_labels=5)
+    modules = baseline_modules_to_save(base)
+    assert modules == ["LayerNorm", "classifier", "pooler"]
+    lora = LoraConfig(
+        task_type=TaskType.SEQ_CLS, r=8, lora_alpha=16, target_modules=["query"], modules_to_save=modules
+    )
+    baseline = get_peft_model(base, lora)
+    baseline_extra = sum(p.numel() for n, p in baseline.named_parameters() if p.requires_grad and "lora_" not in n)
+    m2a = M2AForSequenceClassification.from_backbone(minilm_path, attributes=[], num_labels=5, train_mlm_head=False)
+    m2a_extra = sum(p.numel() for n, p in m2a.named_parameters() if p.requires_grad and ".m2a_" not in n)
+    assert baseline_extra == m2a_extra
+    assert any("pooler" in n and p.requires_grad for n, p in baseline.named_parameters())
