@@ -305,7 +305,8 @@ def train_m2a(
 
     Stage 1 trains NN and NN† jointly (or by the configured view policy) with early stopping on dev accuracy of the
     attribute-aware view; stage 2 trains only the unknown-value modules on the coarse view with early stopping on
-    dev accuracy of the attribute-free view. The test split is evaluated in both views after each stage. The output
+    dev accuracy of the attribute-free view, and (as in the reference) is kept only if it beats the stage-1 model's
+    attribute-free dev accuracy, else the stage-1 modules are restored (`metrics["stage2_dev_accuracy"]`). The test split is evaluated in both views after each stage. The output
     directory gets the model (weights, config, remote code), tokenizer, `attribute_vocab.json`, `metrics.json`, a
     model card (`README.md`) and `training_curves.png`.
     """
@@ -347,13 +348,28 @@ def train_m2a(
             model, stage2_args, features["train"], drop_attributes(features["validation"]), tokenizer, collator,
             procedure.early_stopping_patience,
         )  # fmt: skip
+        # the reference keeps stage 2 only if it beats the stage-1 model's attribute-free dev accuracy
+        before = trainer.evaluate()["eval_accuracy"]
+        stage1_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
         trainer.train()
+        after = trainer.state.best_metric
+        if not (stage2_args.load_best_model_at_end and stage2_args.metric_for_best_model == "accuracy" and after):
+            after = trainer.evaluate()["eval_accuracy"]
+        kept = after > before
+        if not kept:
+            with torch.no_grad():
+                for name, param in model.named_parameters():
+                    if name in stage1_state:
+                        param.copy_(stage1_state[name])
+        logger.info("Stage 2: attribute-free dev accuracy %.4f -> %.4f; %s.", before, after,
+                    "kept" if kept else "no gain, the stage-1 unknown-value modules are restored")  # fmt: skip
         model.set_stage(1)
         history += [{**entry, "stage": 2} for entry in trainer.state.log_history]
-        # stage 2 trains only the unknown-value modules: when every test row has every value known, the fine view
-        # cannot have changed, so its stage-1 result is reused instead of a second identical test pass
+        metrics["stage2_dev_accuracy"] = {"before": before, "after": after, "kept": kept}
+        # stage 2 trains only the unknown-value modules: if it was not kept nothing changed; if every test row has
+        # every value known the fine view cannot have changed. Such results are reused instead of identical passes.
         all_known = bool((np.asarray(features["test"]["attribute_ids"]) >= 0).all())
-        views = ("coarse",) if all_known else VIEWS
+        views = () if not kept else ("coarse",) if all_known else VIEWS
         stage2 = evaluate_views(
             trainer, features["test"], names, data_args.seen_attribute, views=views, predictions=predictions
         )

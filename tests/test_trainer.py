@@ -79,3 +79,57 @@ def test_lora_baseline_trains_the_same_non_adapter_parameters_as_m2a(minilm_path
     m2a_extra = sum(p.numel() for n, p in m2a.named_parameters() if p.requires_grad and ".m2a_" not in n)
     assert baseline_extra == m2a_extra
     assert any("pooler" in n and p.requires_grad for n, p in baseline.named_parameters())
+
+
+def test_stage2_is_kept_only_if_it_beats_the_stage1_attribute_free_dev_accuracy(minilm_path, tmp_path, monkeypatch):
+    """The reference's rule: stage 2 starts from the stage-1 model's coarse dev accuracy and is kept only on a gain.
+    Here the starting accuracy is made unbeatable (the evaluation before any stage-2 step reports 1.01) and stage 2
+    runs with a destructive learning rate: the returned coarse view must be exactly the stage-1 one."""
+    from transformers import Trainer
+
+    evaluate = Trainer.evaluate
+
+    def unbeatable_start(self, *args, **kwargs):
+        metrics = evaluate(self, *args, **kwargs)
+        if self.state.global_step == 0:  # only stage 2's "before" evaluation runs before any step
+            metrics["eval_accuracy"] = 1.01
+        return metrics
+
+    monkeypatch.setattr(Trainer, "evaluate", unbeatable_start)
+    import numpy as np
+    from datasets import DatasetDict
+
+    from m2a_hf.synthetic import make_synthetic_reviews
+    from m2a_hf.training import (
+        DataArguments,
+        ModelArguments,
+        ProcedureArguments,
+        evaluate_views,
+        train_m2a,
+        training_arguments,
+    )  # fmt: skip
+
+    data = make_synthetic_reviews(seed=0)
+    data = DatasetDict({k: v.select(range(min(len(v), 48))) for k, v in data.items()})
+    model_args = ModelArguments(backbone=minilm_path, lora_rank=4, lora_alpha=8)
+    data_args = DataArguments(dataset="synthetic", max_length=32, seen_attribute="user")
+    args = training_arguments(
+        output_dir=str(tmp_path), num_train_epochs=1, per_device_train_batch_size=16, disable_tqdm=True,
+        learning_rate=1e-3,
+    )  # fmt: skip
+    procedure = ProcedureArguments(stage2_epochs=1, stage2_learning_rate=50.0)
+    result = train_m2a(model_args, data_args, args, procedure, data=data)
+    dev = result.metrics["stage2_dev_accuracy"]
+    assert dev["kept"] is False and dev["before"] == 1.01 and dev["after"] <= 1.0
+    # the returned model's coarse view is the stage-1 one (checked with a fresh evaluation, not the reused metrics)
+    from m2a_hf.data import M2ADataCollator, prepare_dataset
+
+    features = prepare_dataset(DatasetDict({"test": data["test"]}), result.tokenizer, result.vocab, max_length=32)
+    eval_args = training_arguments(
+        output_dir=str(tmp_path / "eval"), eval_strategy="no", save_strategy="no", load_best_model_at_end=False
+    )
+    trainer = Trainer(model=result.model, args=eval_args, data_collator=M2ADataCollator(result.tokenizer, 0.0))
+    again: dict[str, np.ndarray] = {}
+    fresh = evaluate_views(trainer, features["test"], result.vocab.names, "user", views=("coarse",), predictions=again)
+    assert fresh["coarse"]["accuracy"] == result.metrics["stage1"]["coarse"]["accuracy"]
+    np.testing.assert_array_equal(again["coarse"], result.test_predictions["coarse"])
