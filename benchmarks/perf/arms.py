@@ -134,7 +134,9 @@ def default_kron_shape(d_in: int, d_out: int) -> tuple[int, int, int, int]:
     return p, d_in // p, s, d_out // s
 
 
-def closed_form_m2a(cfg, attributes: dict[str, int], num_labels: int, rank: int, attr_rank: int) -> dict[str, int]:
+def closed_form_m2a(
+    cfg, attributes: dict[str, int], num_labels: int, rank: int, attr_rank: int, value_embedding_dim: int | None = None
+) -> dict[str, int]:
     """Trainable parameters of M2A on a BERT-style backbone with the default placement.
 
     Per M2A target layer (in = d_in, out = d_out): r(d_in+d_out) + A·[r_a(d_in+d_out) + E·p·s + q·t];
@@ -143,7 +145,7 @@ def closed_form_m2a(cfg, attributes: dict[str, int], num_labels: int, rank: int,
     frozen word embedding) and the backbone's LayerNorms ((1 + 2·layers)·2H).
     """
     hidden, inter, layers, vocab = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.vocab_size
-    num_attr, emb = len(attributes), hidden  # value_embedding_dim defaults to the hidden size
+    num_attr, emb = len(attributes), value_embedding_dim or hidden  # E defaults to the hidden size
     m2a_layers = [(hidden, hidden)] * len(M2A_TARGETS)  # query, value
     lora_layers = [(hidden, hidden), (hidden, inter)]  # attention.output.dense, intermediate.dense
     coarse = layers * sum(rank * (i + o) for i, o in m2a_layers + lora_layers)
@@ -276,6 +278,7 @@ def build_m2a(spec: dict, training_view: str):
         "lora_rank": spec["lora_rank"],
         "lora_alpha": 2 * spec["lora_rank"],
         "lora_dropout": 0.1,
+        "value_embedding_dim": spec.get("value_embedding_dim"),
     }
     if spec["backbone"] == "minilm":
         return M2AForSequenceClassification.from_backbone(minilm_path(), **kwargs)
@@ -291,6 +294,7 @@ def _m2a_counts(model, spec: dict) -> tuple[dict[str, int], dict[str, int]]:
         spec["num_labels"],
         spec["lora_rank"],
         spec["lora_rank"],
+        spec.get("value_embedding_dim"),
     )
     actual = {k: groups[k] for k in expected}
     if count_trainable(model) != groups["trainable"]:

@@ -83,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num_labels", type=int, default=5)
     parser.add_argument("--num_items", type=int, default=100, help="values of the second attribute (item).")
     parser.add_argument("--lora_rank", type=int, default=128, help="M2A's ranks r = r_a (alpha = 2r).")
+    parser.add_argument(
+        "--value_embedding_dim", type=int, help="M2A's per-value embedding size E (default: the hidden size)."
+    )
     parser.add_argument("--warmup", type=int, help="warm-up training steps (they measure memory); default 2.")
     parser.add_argument("--steps", type=int, help="timed training steps (median reported); default 5 (quick: 3).")
     parser.add_argument("--infer_warmup", type=int, help="warm-up inference batches; default 2 (quick: 1).")
@@ -148,6 +151,7 @@ def build_plan(args: argparse.Namespace) -> list[dict[str, Any]]:
         "batch_size": args.batch_size,
         "num_labels": args.num_labels,
         "lora_rank": args.lora_rank,
+        "value_embedding_dim": args.value_embedding_dim,
         "warmup": args.warmup,
         "steps": args.steps,
         "infer_warmup": args.infer_warmup,
