@@ -131,21 +131,20 @@ def _select(x: torch.Tensor, rows: Rows) -> torch.Tensor:
     return x[rows] if isinstance(rows, slice) else x.index_select(0, rows)
 
 
-def _merge_rows(n: int, parts: list[tuple[Rows, torch.Tensor]]) -> torch.Tensor:
-    """One (n, ...) tensor from row-disjoint pieces that together cover all n rows (an attribute's known rows and
-    unknown rows). Contiguous pieces (the joint [NN; NN†] batch, a batch of one kind) are concatenated, which is cheaper
-    in the backward than in-place adds into row slices; scattered rows are written with `index_copy`."""
+def _add_parts(out: torch.Tensor, parts: list[tuple[Rows, torch.Tensor]]) -> torch.Tensor:
+    """`out` plus row-disjoint pieces that together cover all its rows (an attribute's known and unknown rows).
+    Contiguous pieces (the joint [NN; NN†] batch, a batch of one kind) are concatenated and added once, which is
+    cheaper in the backward than in-place adds into row slices; scattered rows (`stochastic`) use `index_add_`."""
     parts = [(rows, delta) for rows, delta in parts if rows is not None]
-    if len(parts) == 1 and isinstance(parts[0][0], slice) and parts[0][0] == slice(None):
-        return parts[0][1]
     if all(isinstance(rows, slice) for rows, _ in parts):
-        return torch.cat([delta for _, delta in sorted(parts, key=lambda part: part[0].start)], dim=0)
-    merged = parts[0][1].new_zeros((n, *parts[0][1].shape[1:]))
+        if len(parts) == 1 and parts[0][0] == slice(None):
+            return out + parts[0][1]
+        return out + torch.cat([delta for _, delta in sorted(parts, key=lambda part: part[0].start)], dim=0)
     for rows, delta in parts:
         if isinstance(rows, slice):
-            rows = torch.arange(n, device=delta.device)[rows]
-        merged = merged.index_copy(0, rows, delta)
-    return merged
+            rows = torch.arange(out.shape[0], device=out.device)[rows]
+        out = out.index_add_(0, rows, delta)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -266,7 +265,7 @@ class M2ALinear(nn.Linear):
                     factor_c = (route.embeddings @ self.m2a_fine_gen[a]).view(-1, p, s)
                     d = self.fine_delta(_select(x, route.fine_rows), factor_c, self.m2a_fine_shared[a])
                     parts.append((route.fine_rows, d))
-                out = out + _merge_rows(out.shape[0], parts)
+                out = _add_parts(out, parts)
         return out.squeeze(1) if squeeze else out
 
     def extra_repr(self) -> str:
