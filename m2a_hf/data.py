@@ -116,7 +116,9 @@ _SPLIT_ALIASES: dict[str, str] = {
     "test": "test",
     "testing": "test",
 }
-_SENTENCE_SEPARATOR = re.compile(r"\s*<sssss>\s*")
+TANG_SENTENCE_SEPARATOR = "<sssss>"
+"""The token the Tang et al. (2015) `.ss` files put between sentences (a format marker, not review text)."""
+_SENTENCE_SEPARATOR = re.compile(rf"\s*{re.escape(TANG_SENTENCE_SEPARATOR)}\s*")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -619,7 +621,7 @@ def load_tang_ss(
 ) -> DatasetDict:
     """Loads the Tang et al. (2015) IMDB / Yelp-2013 / Yelp-2014 ``.ss`` files.
 
-    Each line is ``user\\t\\tproduct\\t\\trating\\t\\ttext`` with `` <sssss> `` between sentences, which is replaced
+    Each line is ``user\\t\\tproduct\\t\\trating\\t\\ttext`` with `TANG_SENTENCE_SEPARATOR` between sentences, which is replaced
     by a single space (no other cleaning). label = ``rating - 1`` (ratings 1..10 are accepted: 1..5 for Yelp,
     1..10 for IMDB); attributes ``user`` and ``product``; ``id`` is ``<split>:<line>``. Files may be gzip-compressed.
     Lines are decoded as UTF-8 with a cp1252/latin-1 fallback.

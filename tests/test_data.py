@@ -23,6 +23,7 @@ from m2a_hf.data import (
     CLOTHING_DIR,
     CLOTHING_FILE,
     SPLITS,
+    TANG_SENTENCE_SEPARATOR,
     AttributeVocab,
     M2ADataCollator,
     load_amazon_reviews,
@@ -220,10 +221,11 @@ def test_fdu_mtl_plain_files_and_errors(tmp_path):
 
 
 def test_tang_ss(tmp_path):
-    train = "u1\t\tp1\t\t5\t\tthe soup was hot . <sssss> the staff smiled .\nu2\t\tp1\t\t1\t\tcold soup .\n"
+    sep = TANG_SENTENCE_SEPARATOR  # the sentences below are made up for the fixture
+    train = f"u1\t\tp1\t\t5\t\tthe soup was hot . {sep} the staff smiled .\nu2\t\tp1\t\t1\t\tcold soup .\n"
     (tmp_path / "train.ss").write_text(train, encoding="utf-8")
     (tmp_path / "dev.ss").write_text("u1\t\tp2\t\t10\t\tbest noodles in town .\n", encoding="utf-8")
-    _write_gz(tmp_path / "test.ss.gz", "u3\t\tp1\t\t3\t\tokay soup . <sssss> slow .\n")
+    _write_gz(tmp_path / "test.ss.gz", f"u3\t\tp1\t\t3\t\tokay soup . {sep} slow .\n")
     dsd = load_tang_ss(tmp_path / "train.ss", tmp_path / "dev.ss", tmp_path / "test.ss.gz")
     first = dsd["train"][0]
     assert first["text"] == "the soup was hot . the staff smiled ."
