@@ -5,7 +5,8 @@
 One table per (dataset, protocol, quick) group: a row per arm and view (M2A arms give the attribute-aware view, M2A†
 after stage 2 and M2A† before it), mean ± sample std over seeds where a row has ≥ 2 seeds, and Δ accuracy against the
 `lora` row of the same group. FDU-MTL groups (any group whose rows carry per-value accuracies) also get a per-domain
-table, and every group a check of the benchmark's targets. Rows of `--quick` runs are labelled as smoke tests.
+table, groups with `m2a-joint` and other M2A arms (ablations, KL) a paired-seed ablation table beside the paper's
+Table 3 gaps, and every group a check of the benchmark's targets. Rows of `--quick` runs are labelled as smoke tests.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ VIEWS: tuple[tuple[str, str], ...] = (
 BASELINE = ("lora", "iid")
 M2A_ARMS = ("m2a-stochastic", "m2a-joint")  # the default view policy first, then the reference's
 MIN_SEEDS = 3
+REFERENCE_ARM = "m2a-joint"  # ablations are compared with the reference behaviour, on the seeds both ran
+# The paper's Table 3 (B-M2A‡, FDU-MTL test accuracy): full M2A minus the ablated model, in points.
+PAPER_ABLATION_GAPS = {("fdu-mtl", "m2a-no-fine"): 93.86 - 92.78, ("fdu-mtl", "m2a-no-mlm"): 93.86 - 92.70}
 HALF_TIME_RATIO = 0.6  # "about half the training time": stochastic/joint train-runtime ratio at most this
 
 
@@ -215,6 +219,29 @@ def _paired(a: dict[str, Any], b: dict[str, Any], view: str) -> tuple[list[int],
     return seeds, (sum(diffs) / len(diffs) if diffs else math.nan), (sum(ratios) / len(ratios) if ratios else None)
 
 
+def ablation_table(dataset_key: str, entries: list[dict[str, Any]]) -> str | None:
+    """`m2a-joint` minus every other M2A arm (ablations, KL), attribute-aware view, on the seeds both ran; the paper's
+    gap where Table 3 has one. None when there is no `m2a-joint` row or no other M2A arm."""
+    reference = _find(entries, REFERENCE_ARM, "fine")
+    others = [e for e in entries if e["view"] == "fine" and e["arm"] not in (REFERENCE_ARM, *M2A_ARMS)]
+    if reference is None or not others:
+        return None
+    lines = [
+        f"| {REFERENCE_ARM} minus | paired seeds | Δ acc (pts) | variant train time × | paper (B-M2A‡, Table 3) |",
+        "|---|---|---|---|---|",
+    ]
+    for entry in others:
+        seeds, diff, ratio = _paired(reference, entry, "fine")
+        if not seeds:
+            continue
+        paper = PAPER_ABLATION_GAPS.get((dataset_key, entry["arm"]))
+        lines.append(
+            f"| {entry['label']} | {','.join(map(str, seeds))} | {diff:+.2f} | "
+            f"{'–' if ratio is None else f'×{1 / ratio:.2f}'} | {'–' if paper is None else f'{paper:+.2f}'} |"
+        )
+    return "\n".join(lines) if len(lines) > 2 else None
+
+
 def targets(dataset_key: str, entries: list[dict[str, Any]], quick: bool) -> list[tuple[str, str, str]]:
     """The benchmark's targets for a group: (target, measured, status) with status PASS / FAIL / n/a. The M2A targets
     are checked for each view policy that ran (`m2a-stochastic`, the default, and `m2a-joint`, the reference)."""
@@ -321,8 +348,16 @@ def render(rows: list[dict[str, Any]], source: str = "") -> str:
         per_group = per_group_table(entries)
         if per_group:
             lines += ["Per-value test accuracy:", "", per_group, ""]
-        lines += ["Targets:", "", "| target | measured | status |", "|---|---|---|"]
         dataset_key = group_rows[0].get("dataset_key", key[0])
+        ablations = ablation_table(dataset_key, entries)
+        if ablations:
+            lines += [
+                f"Ablations: what the full model gains over each variant ({REFERENCE_ARM} − variant):",
+                "",
+                ablations,
+                "",
+            ]
+        lines += ["Targets:", "", "| target | measured | status |", "|---|---|---|"]
         lines += [f"| {t} | {m} | {s} |" for t, m, s in targets(dataset_key, entries, key[2])]
         lines.append("")
     if failed:
