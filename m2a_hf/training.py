@@ -192,6 +192,12 @@ def attribute_columns(data: DatasetDict, data_args: DataArguments) -> list[str]:
     return requested
 
 
+def _seen_mask(dataset: Dataset, attribute_names: list[str], seen_attribute: str | None) -> np.ndarray:
+    """True for the rows whose value of `seen_attribute` (default: every attribute) occurred in training."""
+    index = None if seen_attribute is None else attribute_names.index(seen_attribute)
+    return seen_mask_from_attribute_ids(np.asarray(dataset["attribute_ids"]), index)
+
+
 def evaluate_views(
     trainer: Trainer,
     dataset: Dataset,
@@ -200,15 +206,16 @@ def evaluate_views(
     prefix: str = "test",
     views: tuple[str, ...] = VIEWS,
     predictions: dict[str, np.ndarray] | None = None,
+    seen: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Accuracy / macro-F1 / RMSE of each view, overall and split into samples whose attribute values were seen in
     training and those that were not. `fine`: the attributes as given; `coarse`: attributes dropped (M2A†).
 
-    If `predictions` is a dict, the class predictions of each view (in dataset order) are stored in it."""
+    If `predictions` is a dict, the class predictions of each view (in dataset order) are stored in it. `seen` (a
+    boolean mask in dataset order) overrides the split computed from `dataset`'s attribute ids."""
     _check_sequential_evaluation(trainer.args)
-    attribute_ids = np.asarray(dataset["attribute_ids"])
-    index = None if seen_attribute is None else attribute_names.index(seen_attribute)
-    seen = seen_mask_from_attribute_ids(attribute_ids, index)
+    if seen is None:
+        seen = _seen_mask(dataset, attribute_names, seen_attribute)
     results: dict[str, Any] = {}
     for view in views:
         data = dataset if view == "fine" else drop_attributes(dataset)
@@ -319,6 +326,8 @@ def train_m2a(
         backbone, attributes=vocab.config_attributes(), num_labels=num_labels,
         id2label=label_names(data_args.dataset, num_labels), **overrides,
     )  # fmt: skip
+    # seen / unseen describes the data, not the routing: taken before the no-fine ablation drops the attributes
+    test_seen = _seen_mask(features["test"], names, data_args.seen_attribute)
     if not model_args.use_fine_view:  # ablation: every value unknown, so only the coarse modules ever run
         features = DatasetDict({k: drop_attributes(v) for k, v in features.items()})
     logger.info("M2A trainable parameters: %s", model.num_parameters_by_group())
@@ -332,7 +341,9 @@ def train_m2a(
     metrics: dict[str, Any] = {
         "attributes": dict(zip(vocab.names, vocab.sizes, strict=True)),
         "num_parameters": model.num_parameters_by_group(),
-        "stage1": evaluate_views(trainer, features["test"], names, data_args.seen_attribute, predictions=predictions),
+        "stage1": evaluate_views(
+            trainer, features["test"], names, data_args.seen_attribute, predictions=predictions, seen=test_seen
+        ),
     }
     history = list(trainer.state.log_history)
 
@@ -371,8 +382,9 @@ def train_m2a(
         all_known = bool((np.asarray(features["test"]["attribute_ids"]) >= 0).all())
         views = () if not kept else ("coarse",) if all_known else VIEWS
         stage2 = evaluate_views(
-            trainer, features["test"], names, data_args.seen_attribute, views=views, predictions=predictions
-        )
+            trainer, features["test"], names, data_args.seen_attribute, views=views, predictions=predictions,
+            seen=test_seen,
+        )  # fmt: skip
         metrics["stage2"] = {view: stage2.get(view, metrics["stage1"][view]) for view in VIEWS}
     metrics["train_seconds"] = round(time.time() - start, 1)
     final = metrics.get("stage2", metrics["stage1"])
@@ -429,10 +441,7 @@ def train_baseline(
     trainer.train()
     test = features["test"]
     _check_sequential_evaluation(trainer.args)
-    seen = seen_mask_from_attribute_ids(
-        np.asarray(test["attribute_ids"]),
-        None if data_args.seen_attribute is None else names.index(data_args.seen_attribute),
-    )
+    seen = _seen_mask(test, names, data_args.seen_attribute)
     prediction = trainer.predict(test.remove_columns(["attribute_ids"]), metric_key_prefix="test")
     predicted, labels = _logits_and_labels(prediction)
     result = metrics_by_seen(predicted, labels, seen)

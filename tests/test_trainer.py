@@ -133,3 +133,35 @@ def test_stage2_is_kept_only_if_it_beats_the_stage1_attribute_free_dev_accuracy(
     fresh = evaluate_views(trainer, features["test"], result.vocab.names, "user", views=("coarse",), predictions=again)
     assert fresh["coarse"]["accuracy"] == result.metrics["stage1"]["coarse"]["accuracy"]
     np.testing.assert_array_equal(again["coarse"], result.test_predictions["coarse"])
+
+
+def test_no_fine_ablation_reports_seen_and_unseen_by_the_data_not_the_routing(minilm_path, tmp_path):
+    """The `use_fine_view=False` ablation routes every sample to the unknown-value modules, but "seen" still means the
+    test sample's user occurred in training, so its seen/unseen split is comparable with the other arms'."""
+    from datasets import DatasetDict
+
+    from m2a_hf.synthetic import make_synthetic_reviews
+    from m2a_hf.training import DataArguments, ModelArguments, ProcedureArguments, train_m2a, training_arguments
+
+    data = make_synthetic_reviews(seed=0)
+    train_users = set(data["train"].select(range(48))["user"])
+    test = data["test"]
+    seen_rows = [i for i, u in enumerate(test["user"]) if u in train_users][:16]
+    unseen_rows = [i for i, u in enumerate(test["user"]) if u not in train_users][:16]
+    assert len(seen_rows) == 16 and len(unseen_rows) == 16
+    data = DatasetDict(
+        train=data["train"].select(range(48)),
+        validation=data["validation"].select(range(16)),
+        test=test.select(sorted(seen_rows + unseen_rows)),
+    )
+    result = train_m2a(
+        ModelArguments(backbone=minilm_path, lora_rank=4, lora_alpha=8, use_fine_view=False),
+        DataArguments(dataset="synthetic", max_length=32, seen_attribute="user"),
+        training_arguments(output_dir=str(tmp_path), num_train_epochs=1, per_device_train_batch_size=16,
+                           disable_tqdm=True),
+        ProcedureArguments(stage2=False),
+        data=data,
+    )  # fmt: skip
+    fine, coarse = result.metrics["test"]["fine"], result.metrics["test"]["coarse"]
+    assert (fine["seen_count"], fine["unseen_count"]) == (16, 16)
+    assert fine == coarse  # without the fine view both views are the same model on the same (dropped) input
