@@ -148,7 +148,10 @@ def test_report_mean_std_delta_per_domain_and_targets(report, tmp_path):
         _row("m2a-joint", 0, 0.83, ("fine", "coarse", "coarse_stage1"), seconds=120),
         _row("m2a-joint", 1, 0.85, ("fine", "coarse", "coarse_stage1"), seconds=120),
         _row("m2a-stochastic", 0, 0.84, ("fine", "coarse"), seconds=50),
-        _row("m2a-no-fine", 1, 0.82, ("fine", "coarse"), seconds=60),
+        {
+            **_row("m2a-no-fine", 1, 0.82, ("fine", "coarse"), seconds=60),
+            "config": {"model": {"use_fine_view": False}},
+        },
         {**_row("lora", 1, 0.10, ("iid",)), "status": "failed", "error": "boom"},
     ]
     markdown = report.render(rows, "test.jsonl")
@@ -165,6 +168,7 @@ def test_report_mean_std_delta_per_domain_and_targets(report, tmp_path):
     assert "| ≥ 3 seeds for headline row m2a-stochastic | 1 | FAIL |" in markdown
     # ablation: m2a-joint − m2a-no-fine on seed 1 (85 − 82) at half the train time, beside the paper's Table 3 gap
     assert "| m2a-no-fine | 1 | +3.00 | ×0.50 | +1.08 |" in markdown
+    assert "| m2a-no-fine | 1 | 82.00 |" in markdown and "m2a-no-fine †" not in markdown  # † is the same model
     assert "boom" in markdown  # failed runs are listed, not averaged
     path = tmp_path / "results.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "not json\n")

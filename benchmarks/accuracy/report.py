@@ -101,7 +101,11 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     entries = []
     for arm, key in order:
         seeded = sorted(by_config[(arm, key)], key=lambda r: r["seed"])
+        # without the fine view (the no-fine ablation) the attribute-aware view *is* the coarse one: no † rows
+        no_fine = all((r.get("config") or {}).get("model", {}).get("use_fine_view") is False for r in seeded)
         for view, suffix in VIEWS:
+            if no_fine and view.startswith("coarse"):
+                continue
             present = [r for r in seeded if view in r["metrics"]["views"]]
             if not present:
                 continue
