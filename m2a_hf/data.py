@@ -36,6 +36,7 @@ from __future__ import annotations
 import ast
 import gzip
 import html
+import io
 import json
 import logging
 import math
@@ -676,16 +677,46 @@ def _iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, record
 
 
-def load_amazon_reviews(path: str | os.PathLike[str], *, seed: int = 42) -> DatasetDict:
-    """Loads an Amazon review file (e.g. a McAuley 5-core set): JSON lines, optionally gzip-compressed.
+AMAZON_MI_DIR = "amazon-musical-instruments"
+AMAZON_MI_FILES = (
+    "Musical_instruments_reviews.csv.gz",
+    "Musical_instruments_reviews.csv",
+    "reviews_Musical_Instruments_5.json.gz",
+    "reviews_Musical_Instruments_5.json",
+)
+_AMAZON_CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 
-    Fields used: ``reviewerID`` -> attribute ``user``, ``asin`` -> attribute ``item``, ``overall`` (1..5) ->
-    label ``overall - 1``, text = ``summary + ". " + reviewText`` (just the one present when the other is missing or
-    empty). Rows with neither text are dropped (the number is logged); ``id`` is the line number. Split:
+
+def _iter_amazon_records(file: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """Yields ``(file line of the record, record)`` of an Amazon review file: CSV export or (loose) JSON lines."""
+    name = file.name.lower()
+    if not name.endswith(_AMAZON_CSV_SUFFIXES):
+        yield from _iter_json_lines(file)
+        return
+    text = _decode_line(_read_bytes(file))
+    sep = "\t" if ".tsv" in name else ","
+    frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    missing = [c for c in ("reviewerID", "asin", "overall") if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{file}: missing column(s) {missing}; expected the Amazon fields reviewerID, asin, overall, reviewText, "
+            f"summary (found {list(frame.columns)})."
+        )
+    for row, record in enumerate(frame.to_dict("records")):
+        yield row + 2, record  # the header is line 1; the export has no field spanning lines
+
+
+def load_amazon_reviews(path: str | os.PathLike[str] | None = None, *, seed: int = 42) -> DatasetDict:
+    """Loads an Amazon review file (a McAuley 5-core set): JSON lines or its CSV export, optionally gzip-compressed.
+
+    Fields used: ``reviewerID`` -> attribute ``user``, ``asin`` -> attribute ``item``, ``overall`` (1..5, ``"5.0"``
+    accepted) -> label ``overall - 1``, text = ``summary + ". " + reviewText`` (just the one present when the other is
+    missing or empty). Rows with neither text are dropped (the number is logged); ``id`` is the file line. Split:
     :func:`split_indices` over the kept rows in file order (seeded 80/10/10).
 
     Args:
-        path: The ``.json`` / ``.jsonl`` file, optionally ``.gz``.
+        path: A ``.json`` / ``.jsonl`` / ``.csv`` file (optionally ``.gz``), or a data dir holding
+            ``amazon-musical-instruments/`` (the named dataset ``amazon-mi``). ``None`` uses :func:`resolve_data_dir`.
         seed: Seed of the split.
 
     Returns:
@@ -693,14 +724,15 @@ def load_amazon_reviews(path: str | os.PathLike[str], *, seed: int = 42) -> Data
 
     Raises:
         FileNotFoundError: If the file is missing.
-        ValueError: On a line that is not a JSON object or an ``overall`` that is not an integer 1..5.
+        ValueError: On a record that is not a JSON object, a CSV without the Amazon columns, or an ``overall`` that
+            is not an integer 1..5.
     """
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"Amazon reviews file {str(file)!r} does not exist.")
+    if path is not None and not Path(path).exists():
+        raise FileNotFoundError(f"Amazon reviews file {str(path)!r} does not exist.")
+    file = _find_file(path, AMAZON_MI_DIR, AMAZON_MI_FILES, "Amazon reviews file")
     columns = _empty_columns(["user", "item"])
     dropped = total = 0
-    for number, record in _iter_json_lines(file):
+    for number, record in _iter_amazon_records(file):
         total += 1
         text = _join_text(record.get("summary"), record.get("reviewText"))
         if not text:
@@ -1008,6 +1040,9 @@ DATASET_NAMES: dict[str, str] = {
     "fdu-mtl": "fdu-mtl",
     "fdu_mtl": "fdu-mtl",
     "fdumtl": "fdu-mtl",
+    "amazon-mi": "amazon-mi",
+    "amazon_mi": "amazon-mi",
+    "amazon-musical-instruments": "amazon-mi",
 }
 """Names (and aliases) that :func:`load_named_dataset` resolves to a loader over the shared data dir."""
 
@@ -1032,9 +1067,8 @@ def load_named_dataset(
     key = str(name_or_path).strip().lower()
     if key in DATASET_NAMES:
         directory = resolve_data_dir(data_dir)
-        if DATASET_NAMES[key] == "clothing":
-            return load_clothing_reviews(directory, **kwargs)
-        return load_fdu_mtl(directory, **kwargs)
+        loader = {"clothing": load_clothing_reviews, "fdu-mtl": load_fdu_mtl, "amazon-mi": load_amazon_reviews}
+        return loader[DATASET_NAMES[key]](directory, **kwargs)
     path = Path(name_or_path)
     if path.is_file():
         return load_table(path, **kwargs)

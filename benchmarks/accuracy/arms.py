@@ -153,7 +153,8 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
             "full fine-tuning, 2 epochs with dev accuracy evaluated each epoch (best epoch kept; early stopping "
             "patience 2; synthetic: 4 epochs), stage 2 for 1 epoch, max_length 128 (synthetic 64); seeded subsets so that the headline arms × 3 seeds fit "
             "one session on a 2-core CPU (README): clothing 1,500 training reviews, full dev and test splits; FDU-MTL "
-            "100 training, 25 dev and 200 test documents per domain (stratified)."
+            "100 training, 25 dev and 200 test documents per domain (stratified); Amazon MI: users drawn at random until "
+            "1,500 training reviews, every kept user with all its reviews in each split, up to 3 epochs, patience 1."
         ),
         "training": {
             "per_device_train_batch_size": 16,
@@ -185,6 +186,17 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
             "fdu-mtl": {
                 "data": {"max_length": 128, "attribute_columns": "domain", "max_train_samples": 1600},
                 "runner": {"group_by": "domain", "max_dev_samples": 400, "max_test_samples": 3200},
+            },
+            "amazon-mi": {  # user + item; the training subset is drawn by user (each kept user keeps its history)
+                "data": {
+                    "max_length": 128,
+                    "attribute_columns": "user,item",
+                    "seen_attribute": "item",
+                    "max_train_samples": 1500,
+                },
+                "training": {"num_train_epochs": 3},
+                "procedure": {"early_stopping_patience": 1},
+                "runner": {"subset_by": "user", "predict_views": "all"},
             },
             "default": {"data": {"max_length": 128}},
         },
@@ -221,6 +233,10 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
             "fdu-mtl": {
                 "data": {"max_length": 512, "attribute_columns": "domain"},
                 "runner": {"group_by": "domain"},
+            },
+            "amazon-mi": {
+                "data": {"max_length": 512, "attribute_columns": "user,item", "seen_attribute": "item"},
+                "runner": {"predict_views": "all"},
             },
             "default": {"data": {"max_length": 512}},
         },

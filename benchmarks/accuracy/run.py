@@ -120,6 +120,14 @@ class RunnerArguments:
     group_by: str | None = field(
         default=None, metadata={"help": "Attribute whose per-value test accuracy is reported (fdu-mtl: domain)."}
     )
+    subset_by: str | None = field(
+        default=None,
+        metadata={
+            "help": "Attribute (e.g. user) by whose values the training subset is drawn: whole values are taken at "
+            "random until max_train_samples rows, each keeping all its training rows; validation/test keep only the "
+            "rows of those values (a smaller copy of the data set in which values keep their history)."
+        },
+    )
     fft_learning_rate: float | None = field(
         default=None, metadata={"help": "Learning rate of the full fine-tuning arms (protocol: 2e-5)."}
     )
@@ -182,7 +190,7 @@ class RunConfig:
         config["arm"].pop("description", None)
         # group_by stratifies the subsets; sort_eval_by_length, predict_views and fft_learning_rate (already in
         # `training`) do not change what is trained
-        kept = ("protocol", "quick", "split_seed", "max_dev_samples", "max_test_samples", "group_by")
+        kept = ("protocol", "quick", "split_seed", "max_dev_samples", "max_test_samples", "group_by", "subset_by")
         config["runner"] = {k: config["runner"].get(k) for k in kept}
         blob = json.dumps(config, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -234,6 +242,7 @@ def resolve_runner(runner: RunnerArguments, data_cli: DataArguments, explicit: s
     layers = arm_defs.protocol_layers(runner.protocol, data_cli.dataset, runner.quick)
     settings = {
         "group_by": None,
+        "subset_by": None,
         "fft_learning_rate": None,
         "max_dev_samples": None,
         "max_test_samples": None,
@@ -334,6 +343,30 @@ def subsample(data: DatasetDict, limits: dict[str, int | None], seed: int, strat
     return DatasetDict(out)
 
 
+def subsample_by_value(data: DatasetDict, column: str, max_train: int | None, seed: int) -> DatasetDict:
+    """Keeps the rows of randomly drawn values of `column` (e.g. users): values are taken in a seeded random order
+    while their training rows fit in `max_train` (values that would overshoot are skipped), so every kept value keeps
+    all its training rows; validation and test keep only the rows of the kept values."""
+    if not max_train or max_train >= len(data["train"]):
+        return data
+    train_values = [str(v) for v in data["train"][column]]
+    counts: dict[str, int] = {}
+    for value in train_values:
+        counts[value] = counts.get(value, 0) + 1
+    order = list(counts)
+    np.random.default_rng(seed).shuffle(order)
+    kept, total = set(), 0
+    for value in order:
+        if total + counts[value] <= max_train:
+            kept.add(value)
+            total += counts[value]
+    out = {}
+    for split, dataset in data.items():
+        values = train_values if split == "train" else [str(v) for v in dataset[column]]
+        out[split] = dataset.select([i for i, v in enumerate(values) if v in kept])
+    return DatasetDict(out)
+
+
 def sort_by_length(data: DatasetDict, splits: tuple[str, ...] = ("validation", "test")) -> DatasetDict:
     """The same rows with `splits` ordered by text length (stable). `Trainer` evaluates sequentially, so sorted rows
     give batches of similar length and little padding (FDU-MTL at 256 tokens: about half the tokens of random order).
@@ -365,10 +398,13 @@ def benchmark_data(data_args: DataArguments, settings: dict[str, Any]) -> Datase
     if data_args.text_column:  # a table file: the loader reads only the requested attribute columns
         key_fields.append("attribute_columns")
     extra = [limits, settings["split_seed"], settings.get("group_by"), settings.get("sort_eval_by_length")]
+    extra.append(settings.get("subset_by"))
     key = json.dumps([fields[k] for k in key_fields] + extra, default=str)
     if key not in _DATA_CACHE:
         full = dataclasses.replace(data_args, max_train_samples=None, max_eval_samples=None)
         data = load_data(full, seed=settings["split_seed"])
+        if settings.get("subset_by"):
+            data = subsample_by_value(data, settings["subset_by"], limits.pop("train"), settings["split_seed"])
         data = subsample(data, limits, settings["split_seed"], stratify=settings.get("group_by"))
         _DATA_CACHE[key] = sort_by_length(data) if settings.get("sort_eval_by_length", True) else data
     return _DATA_CACHE[key]
