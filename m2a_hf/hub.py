@@ -1,10 +1,14 @@
-"""Hub integration: the attribute-aware pipeline and pushing M2A checkpoints (the model card is `m2a_hf.model_card`).
+"""Hub integration: a complete, pipeline-ready repository folder, pushing it, and the attribute-aware pipeline.
 
-- `register_m2a_pipeline` / `make_pipeline_ready`: `transformers.pipeline` support for `M2ATextClassificationPipeline`
-  (in this process, and from a saved checkpoint without `m2a_hf` installed).
-- `save_for_hub` / `push_m2a_to_hub` / `push_adapter_to_hub`: a complete repository in one commit.
+- `save_for_hub` / `push_m2a_to_hub` / `push_adapter_to_hub` / `push_checkpoint`: a complete repository in one commit.
+- `register_m2a_pipeline` / `load_pipeline`: `M2ATextClassificationPipeline` in this process. Saved checkpoints need
+  neither: `save_pretrained` writes `custom_pipelines` (and the attribute vocabulary) into `config.json`, so
+  `transformers.pipeline(model=folder, trust_remote_code=True)` works without `m2a_hf` installed.
+- `write_attribute_vocab`: `attribute_vocab.json`.
 
-The model card's public names are re-exported here.
+`config.json` is written once, by `save_pretrained`, and never rewritten in place; every other JSON or card file is
+written atomically (`m2a_hf.io_utils`). The model card lives in `m2a_hf.model_card`; its public names are re-exported
+here.
 """
 
 from __future__ import annotations
@@ -13,14 +17,16 @@ import importlib
 import json
 import logging
 import os
-import shutil
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from huggingface_hub import ModelCard
 
+from m2a_hf.io_utils import write_json_atomic, write_text_atomic
 from m2a_hf.model_card import (
     ARXIV_ID,
     CITATION_BIBTEX,
@@ -35,6 +41,7 @@ from m2a_hf.model_card import (
     build_card_data,
     normalise_metrics,
     render_model_card,
+    save_model_card,
 )
 
 
@@ -44,7 +51,7 @@ PIPELINE_TASK_IN_PROCESS = "m2a-text-classification"
 
 
 # ---------------------------------------------------------------------------------------------------- pipeline
-def _pipeline_module():
+def _pipeline_module() -> ModuleType:
     return importlib.import_module("m2a_hf.modeling.pipeline_m2a")
 
 
@@ -53,7 +60,7 @@ def register_m2a_pipeline(task: str = PIPELINE_TASK_IN_PROCESS) -> type:
 
     After this, `pipeline("m2a-text-classification", model=model, tokenizer=tokenizer)` works on an in-memory
     model. The task name differs from "text-classification" so that the stock pipeline of that task is not replaced
-    for other models in the process. Saved checkpoints do not need this: see `make_pipeline_ready`.
+    for other models in the process. Saved checkpoints do not need this: `save_pretrained` writes `custom_pipelines`.
     """
     from transformers import AutoModelForSequenceClassification
     from transformers.pipelines import PIPELINE_REGISTRY
@@ -67,51 +74,82 @@ def register_m2a_pipeline(task: str = PIPELINE_TASK_IN_PROCESS) -> type:
     return cls
 
 
-def _update_config_json(save_directory: Path, updates: Mapping[str, Any]) -> None:
-    path = save_directory / "config.json"
-    config = json.loads(path.read_text(encoding="utf-8"))
-    config.update(updates)
-    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def write_attribute_vocab(save_directory: str | os.PathLike, attribute_vocab: Any) -> Path:
-    """Write `attribute_vocab.json` into `save_directory` and return its path.
+def attribute_vocab_dict(attribute_vocab: Any) -> dict[str, Any]:
+    """The `attribute_vocab.json` form of a vocabulary, validated.
 
     Accepts an `m2a_hf.data.AttributeVocab` (or anything with `to_dict()`), a dict already in the file's format, or
     a plain `{name: [value_0, value_1, ...]}` mapping (built into an `AttributeVocab`, whose file format is used).
     """
-    module = _pipeline_module()
     if isinstance(attribute_vocab, Mapping) and "attributes" not in attribute_vocab:
         from m2a_hf.data import AttributeVocab
 
         attribute_vocab = AttributeVocab(attribute_vocab)
     if hasattr(attribute_vocab, "to_dict") and not isinstance(attribute_vocab, Mapping):
         attribute_vocab = attribute_vocab.to_dict()
-    module.parse_attribute_vocab(attribute_vocab)  # validate before writing
-    path = Path(save_directory) / module.ATTRIBUTE_VOCAB_NAME
-    path.write_text(json.dumps(attribute_vocab, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    _pipeline_module().parse_attribute_vocab(attribute_vocab)
+    return json.loads(json.dumps(attribute_vocab))  # a plain JSON copy: serialisation errors surface here
+
+
+def write_attribute_vocab(save_directory: str | os.PathLike, attribute_vocab: Any) -> Path:
+    """Write `attribute_vocab.json` into `save_directory` (atomically) and return its path.
+
+    Accepts what `attribute_vocab_dict` accepts.
+    """
+    path = Path(save_directory) / _pipeline_module().ATTRIBUTE_VOCAB_NAME
+    return write_json_atomic(path, attribute_vocab_dict(attribute_vocab), indent=1, ensure_ascii=False)
+
+
+def _vocab_to_embed(model: Any, save_directory: Path, attribute_vocab: Any) -> dict[str, Any] | None:
+    """The vocabulary a saved folder carries: the one given, else the model's `config.attribute_vocab`, else the
+    folder's existing `attribute_vocab.json` (what `make_pipeline_ready` used to embed), else None."""
+    if attribute_vocab is not None:
+        return attribute_vocab_dict(attribute_vocab)
+    embedded = getattr(getattr(model, "config", None), "attribute_vocab", None)
+    if embedded is not None:
+        return attribute_vocab_dict(embedded)
+    existing = save_directory / _pipeline_module().ATTRIBUTE_VOCAB_NAME
+    if existing.is_file():
+        return attribute_vocab_dict(json.loads(existing.read_text(encoding="utf-8")))
+    return None
 
 
 def make_pipeline_ready(save_directory: str | os.PathLike, embed_vocab: bool = True) -> Path:
-    """Make a saved checkpoint folder loadable with `transformers.pipeline(model=folder, trust_remote_code=True)`.
+    """Deprecated: `save_pretrained` and `save_for_hub` now write pipeline-ready folders; this only checks one.
 
-    Copies `pipeline_m2a.py` next to the weights and adds `custom_pipelines` to `config.json`; when
-    `attribute_vocab.json` is present and `embed_vocab`, also stores it in `config.json` as `attribute_vocab`, so
-    that the vocabulary always comes from the same revision as the weights. Works without `m2a_hf` at load time.
+    Copies `pipeline_m2a.py` into the folder if it is missing; never overwrites a file and never rewrites
+    `config.json` (a rewrite killed half-way used to leave a truncated, unloadable config).
+
+    Raises:
+        FileNotFoundError: The folder has no `config.json`.
+        ValueError: `config.json` lacks `custom_pipelines`, or (with `embed_vocab`) does not embed the folder's
+            `attribute_vocab.json`; save the model again with `save_pretrained(folder, attribute_vocab=...)`.
     """
+    warnings.warn(
+        "`make_pipeline_ready` is deprecated: `save_pretrained(folder, attribute_vocab=...)` and `save_for_hub` "
+        "write a pipeline-ready config.json directly.",
+        FutureWarning,
+        stacklevel=2,
+    )
     save_directory = Path(save_directory)
-    if not (save_directory / "config.json").is_file():
+    config_path = save_directory / "config.json"
+    if not config_path.is_file():
         raise FileNotFoundError(f"{save_directory} has no config.json; save the model there first.")
     module = _pipeline_module()
-    shutil.copyfile(module.__file__, save_directory / "pipeline_m2a.py")
-    updates: dict[str, Any] = {"custom_pipelines": json.loads(json.dumps(module.CUSTOM_PIPELINES))}
+    code_path = save_directory / "pipeline_m2a.py"
+    if not code_path.exists():
+        write_text_atomic(code_path, Path(module.__file__).read_text(encoding="utf-8"))
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    missing = [] if config.get("custom_pipelines") == module.CUSTOM_PIPELINES else ["`custom_pipelines`"]
     vocab_path = save_directory / module.ATTRIBUTE_VOCAB_NAME
     if embed_vocab and vocab_path.is_file():
-        vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
-        module.parse_attribute_vocab(vocab)
-        updates["attribute_vocab"] = vocab
-    _update_config_json(save_directory, updates)
+        if config.get("attribute_vocab") != json.loads(vocab_path.read_text(encoding="utf-8")):
+            missing.append(f"the vocabulary of {module.ATTRIBUTE_VOCAB_NAME} (`attribute_vocab`)")
+    if missing:
+        raise ValueError(
+            f"{config_path} lacks {' and '.join(missing)}, and config.json is no longer rewritten in place. Save the "
+            "model again: `M2AForSequenceClassification.from_pretrained(folder).save_pretrained(folder, "
+            "attribute_vocab=...)`, or `save_for_hub`."
+        )
     return save_directory
 
 
@@ -125,19 +163,32 @@ def save_for_hub(
     card: ModelCard | None = None,
     **card_kwargs: Any,
 ) -> Path:
-    """Write a complete, pipeline-ready repository folder: weights + config + remote code (`save_pretrained`),
-    tokenizer, `attribute_vocab.json`, `pipeline_m2a.py` and `README.md` (`card`, or `render_model_card(model,
-    **card_kwargs)`)."""
+    """Write a complete, pipeline-ready repository folder and return its path.
+
+    `model.save_pretrained` writes the weights, the remote code (with `pipeline_m2a.py`) and `config.json`, once and
+    complete: `auto_map`, `custom_pipelines` and the attribute vocabulary. Then come the tokenizer,
+    `attribute_vocab.json` (the same vocabulary) and `README.md` (`card`, or `render_model_card(folder,
+    **card_kwargs)`), each written atomically.
+
+    Args:
+        model: An M2A model (`M2APreTrainedModel`).
+        save_directory: Target folder (created if needed).
+        tokenizer: Saved beside the model when given.
+        attribute_vocab: See `attribute_vocab_dict`. Defaults to the model's `config.attribute_vocab`, else the
+            folder's existing `attribute_vocab.json`; set on `model.config` so later saves carry it too.
+        card: A ready card; otherwise one is rendered from `card_kwargs` (see `render_model_card`).
+        **card_kwargs: Passed to `render_model_card`.
+    """
     save_directory = Path(save_directory)
-    model.save_pretrained(save_directory)
+    vocab = _vocab_to_embed(model, save_directory, attribute_vocab)
+    model.save_pretrained(save_directory, attribute_vocab=vocab)
     if tokenizer is not None:
         tokenizer.save_pretrained(save_directory)
-    if attribute_vocab is not None:
-        write_attribute_vocab(save_directory, attribute_vocab)
-    make_pipeline_ready(save_directory)
+    if vocab is not None:
+        write_attribute_vocab(save_directory, vocab)
     if card is None:
         card = render_model_card(save_directory, **card_kwargs)
-    card.save(str(save_directory / "README.md"))
+    save_model_card(card, save_directory)
     return save_directory
 
 
@@ -183,7 +234,8 @@ def push_adapter_to_hub(
     **card_kwargs: Any,
 ):
     """Upload an adapter-only checkpoint (`model.save_adapter`: adapter config + weights, no backbone) with its card
-    and `attribute_vocab.json`, as one commit. Loading it needs `m2a_hf` (`M2AForSequenceClassification.from_adapter`)."""
+    and `attribute_vocab.json` (`attribute_vocab`, else the model's `config.attribute_vocab`), as one commit. Loading
+    it needs `m2a_hf` (`M2AForSequenceClassification.from_adapter`)."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
@@ -191,10 +243,11 @@ def push_adapter_to_hub(
     card_kwargs.setdefault("repo_id", repo_url.repo_id)
     with tempfile.TemporaryDirectory(prefix="m2a-adapter-push-") as tmp:
         model.save_adapter(tmp)
-        if attribute_vocab is not None:
-            write_attribute_vocab(tmp, attribute_vocab)
+        vocab = _vocab_to_embed(model, Path(tmp), attribute_vocab)
+        if vocab is not None:
+            write_attribute_vocab(tmp, vocab)
         card = card or render_model_card(model, adapter_only=True, **card_kwargs)
-        card.save(os.path.join(tmp, "README.md"))
+        save_model_card(card, tmp)
         return api.upload_folder(
             repo_id=repo_url.repo_id, folder_path=tmp, commit_message=commit_message, revision=revision
         )
@@ -255,6 +308,7 @@ __all__ = [
     "TRAINING_ARGUMENT_KEYS",
     "VIEW_LABELS",
     "M2AModelCardCallback",
+    "attribute_vocab_dict",
     "build_card_data",
     "load_pipeline",
     "make_pipeline_ready",
@@ -265,5 +319,6 @@ __all__ = [
     "register_m2a_pipeline",
     "render_model_card",
     "save_for_hub",
+    "save_model_card",
     "write_attribute_vocab",
 ]
