@@ -8,7 +8,6 @@ computes its own loss (the configured view policy) in `forward`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -31,6 +30,7 @@ from transformers import (
 
 from m2a_hf.data import DATASET_NAMES, AttributeVocab, M2ADataCollator, load_named_dataset, prepare_dataset
 from m2a_hf.hub import save_for_hub
+from m2a_hf.io_utils import write_json_atomic
 from m2a_hf.metrics import compute_metrics, metrics_by_seen, seen_mask_from_attribute_ids
 from m2a_hf.modeling import M2AForSequenceClassification
 
@@ -492,8 +492,7 @@ def _logits_and_labels(prediction) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    write_json_atomic(path, payload, indent=2, default=float)
 
 
 def _plot(history: list[dict[str, Any]], metrics: dict[str, Any], path: Path) -> None:

@@ -5,6 +5,8 @@ Self-contained (torch + transformers only): this file is copied into every saved
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -284,6 +286,24 @@ class M2AConfig(PretrainedConfig):
     def attribute_sizes(self) -> list[int]:
         """Number of values of each attribute, in `attribute_names` order."""
         return [a["num_values"] for a in self.attributes]
+
+    def to_json_file(self, json_file_path: str | os.PathLike, use_diff: bool = True) -> None:
+        """Write the config as JSON atomically: serialised first, written to a temporary file beside the target, then
+        renamed over it, so that a save killed half-way leaves the previous file (or none), never a truncated one."""
+        data = self.to_json_string(use_diff=use_diff).encode("utf-8")
+        directory, name = os.path.split(os.fspath(json_file_path))
+        tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask sets the mode, as with open()
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, json_file_path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
 
     @property
     def num_attributes(self) -> int:

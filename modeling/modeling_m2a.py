@@ -23,6 +23,7 @@ alone). Training policies (`config.training_view`): `joint` runs NN and NN† on
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput, logging
 
 from .configuration_m2a import M2AConfig
-from .pipeline_m2a import CUSTOM_PIPELINES
+from .pipeline_m2a import CUSTOM_PIPELINES, parse_attribute_vocab
 
 
 logger = logging.get_logger(__name__)
@@ -421,12 +422,26 @@ class M2APreTrainedModel(PreTrainedModel):
             module.layer_norm.bias.zero_()
             module.bias.zero_()
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
-        # `register_for_auto_class` writes only the saved class; write the complete auto_map whichever class is saved,
-        # and the pipeline entry, so that `transformers.pipeline(model=..., trust_remote_code=True)` finds
-        # `pipeline_m2a.py` (copied along because this file imports it relatively).
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, *args: Any, attribute_vocab: Any = None, **kwargs: Any
+    ) -> Any:
+        """`PreTrainedModel.save_pretrained`, with `config.json` written once and complete (never rewritten later).
+
+        The config gets the complete `auto_map` (`register_for_auto_class` writes only the saved class) and
+        `custom_pipelines`, so that `transformers.pipeline(model=..., trust_remote_code=True)` finds `pipeline_m2a.py`
+        (copied along because this file imports it relatively), and `attribute_vocab` when one is available.
+
+        Args:
+            save_directory: Target folder.
+            attribute_vocab: The attribute vocabulary (`attribute_vocab.json` format, or anything with `to_dict()`);
+                validated, then stored as `config.attribute_vocab` (kept for later saves). Default: the config's own.
+        """
         self.config.auto_map = dict(AUTO_MAP)
         self.config.custom_pipelines = copy.deepcopy(CUSTOM_PIPELINES)
+        if attribute_vocab is not None:
+            vocab = attribute_vocab.to_dict() if hasattr(attribute_vocab, "to_dict") else attribute_vocab
+            parse_attribute_vocab(vocab)  # validate before anything is written
+            self.config.attribute_vocab = json.loads(json.dumps(vocab))
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 

@@ -8,6 +8,8 @@ the loading steps run with `m2a_hf` blocked, as a user without the library would
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from m2a_hf.hub import (
     save_for_hub,
 )
 from m2a_hf.modeling import M2AConfig, M2AForSequenceClassification
+from m2a_hf.modeling.pipeline_m2a import CUSTOM_PIPELINES
 
 
 ATTRIBUTES = {"user": 6, "item": 4}
@@ -88,6 +91,30 @@ def saved_checkpoint(tiny, tmp_path_factory) -> Path:
         metrics={"eval_accuracy": 0.5},
         base_model="sentence-transformers/all-MiniLM-L6-v2",
     )
+    return path
+
+
+ENTRY_POINTS = ("save_pretrained", "save_for_hub")
+"""The two ways a checkpoint folder (and its config.json) gets written."""
+
+
+def _save(entry_point: str, model: M2AForSequenceClassification, tokenizer, path: Path) -> None:
+    if entry_point == "save_pretrained":
+        model.save_pretrained(path, attribute_vocab=AttributeVocab(VOCAB))
+        tokenizer.save_pretrained(path)
+    else:
+        save_for_hub(
+            model, path, tokenizer=tokenizer, attribute_vocab=AttributeVocab(VOCAB), metrics={"eval_accuracy": 0.5}
+        )
+
+
+@pytest.fixture(scope="module", params=ENTRY_POINTS)
+def saved_by(request, saved_checkpoint, minilm_tokenizer, tmp_path_factory) -> Path:
+    """The same weights and vocabulary saved through each entry point (`save_for_hub` is `saved_checkpoint`)."""
+    if request.param == "save_for_hub":
+        return saved_checkpoint
+    path = tmp_path_factory.mktemp("m2a-save-pretrained")
+    _save("save_pretrained", _tiny_model(), minilm_tokenizer, path)  # a fresh model: no vocabulary from earlier saves
     return path
 
 
@@ -267,16 +294,113 @@ def test_attribute_value_normalisation():
         parse_attribute_vocab({"format_version": 2, "attributes": []})
 
 
-def test_make_pipeline_ready_writes_config(saved_checkpoint):
-    config = json.loads((saved_checkpoint / "config.json").read_text())
+def test_both_entry_points_write_one_complete_config(saved_by, saved_checkpoint):
+    """`save_pretrained` and `save_for_hub` write the same config.json: auto_map, custom_pipelines, vocabulary."""
+    config = json.loads((saved_by / "config.json").read_text())
+    assert config["custom_pipelines"] == CUSTOM_PIPELINES
     assert config["custom_pipelines"]["text-classification"]["impl"] == "pipeline_m2a.M2ATextClassificationPipeline"
-    assert config["custom_pipelines"]["text-classification"]["pt"] == ["AutoModelForSequenceClassification"]
-    assert config["attribute_vocab"]["attributes"][0] == {"name": "user", "values": VOCAB["user"]}
+    assert config["attribute_vocab"] == AttributeVocab(VOCAB).to_dict()
     assert config["auto_map"]["AutoModelForSequenceClassification"] == "modeling_m2a.M2AForSequenceClassification"
-    for name in ("pipeline_m2a.py", "modeling_m2a.py", "configuration_m2a.py", "attribute_vocab.json", "README.md"):
-        assert (saved_checkpoint / name).is_file(), name
-    make_pipeline_ready(saved_checkpoint)  # idempotent
-    assert json.loads((saved_checkpoint / "config.json").read_text()) == config
+    assert config == json.loads((saved_checkpoint / "config.json").read_text())
+    for name in ("pipeline_m2a.py", "modeling_m2a.py", "configuration_m2a.py", "tokenizer.json"):
+        assert (saved_by / name).is_file(), name
+    assert not list(saved_by.glob(".*.tmp"))
+    if saved_by == saved_checkpoint:  # the vocabulary file holds the vocabulary embedded in the config
+        assert json.loads((saved_by / "attribute_vocab.json").read_text()) == config["attribute_vocab"]
+        assert (saved_by / "README.md").is_file()
+
+
+def test_make_pipeline_ready_is_a_deprecated_check(saved_checkpoint, tmp_path):
+    """It copies a missing pipeline_m2a.py but never rewrites config.json; an incomplete config is an error."""
+    folder = tmp_path / "copy"
+    shutil.copytree(saved_checkpoint, folder)
+    before = (folder / "config.json").read_bytes()
+    (folder / "pipeline_m2a.py").unlink()
+    with pytest.warns(FutureWarning, match="deprecated"):
+        assert make_pipeline_ready(folder) == folder
+    assert (folder / "config.json").read_bytes() == before
+    assert (folder / "pipeline_m2a.py").read_bytes() == (saved_checkpoint / "pipeline_m2a.py").read_bytes()
+
+    config = json.loads(before)
+    del config["custom_pipelines"]
+    incomplete = json.dumps(config).encode()
+    (folder / "config.json").write_bytes(incomplete)
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="custom_pipelines.*save_pretrained"):
+        make_pipeline_ready(folder)
+    assert (folder / "config.json").read_bytes() == incomplete
+
+
+class _Killed(BaseException):
+    """Stands for the process dying: not an `Exception`, so only cleanup code (`finally`, `except BaseException`) runs."""
+
+
+def _inject(failure: str, monkeypatch: pytest.MonkeyPatch, fired: list[str]) -> None:
+    """Make the next config.json write die at `failure`; `fired` records that it did (so no test passes vacuously)."""
+    if failure == "serialise":
+
+        def to_json_string(self, *args, **kwargs):
+            fired.append(failure)
+            raise _Killed
+
+        monkeypatch.setattr(M2AConfig, "to_json_string", to_json_string)
+    elif failure == "mid-write":
+        real_fdopen = os.fdopen
+
+        class HalfWriter:
+            def __init__(self, handle):
+                self.handle = handle
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc_info):
+                self.handle.close()
+
+            def __getattr__(self, name):
+                return getattr(self.handle, name)
+
+            def write(self, data):
+                if b'"custom_pipelines"' not in data:
+                    return self.handle.write(data)
+                self.handle.write(data[: len(data) // 2])
+                self.handle.flush()
+                fired.append(failure)
+                raise _Killed
+
+        monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: HalfWriter(real_fdopen(fd, *a, **k)))
+    else:
+        real_replace = os.replace
+
+        def replace(src, dst, *args, **kwargs):
+            if os.path.basename(dst) == "config.json":
+                fired.append(failure)
+                raise _Killed
+            return real_replace(src, dst, *args, **kwargs)
+
+        monkeypatch.setattr(os, "replace", replace)
+
+
+@pytest.mark.parametrize("failure", ["serialise", "mid-write", "rename"])
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_interrupted_save_never_leaves_a_partial_config(entry_point, failure, minilm_tokenizer, tmp_path):
+    """A save that dies while writing config.json leaves the previous config.json byte for byte (or none), and no
+    temporary file; the folder still loads."""
+    model = _tiny_model()
+    fresh, existing = tmp_path / "fresh", tmp_path / "existing"
+    _save(entry_point, model, minilm_tokenizer, existing)
+    before = (existing / "config.json").read_bytes()
+    model.config.id2label = {0: "a", 1: "b", 2: "c"}  # a change the interrupted save would have written
+    for folder in (fresh, existing):
+        fired: list[str] = []
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            _inject(failure, monkeypatch, fired)
+            with pytest.raises(_Killed):
+                _save(entry_point, model, minilm_tokenizer, folder)
+        assert fired == [failure]
+        assert not list(folder.glob(".config.json*")), list(folder.iterdir())
+    assert not (fresh / "config.json").exists()
+    assert (existing / "config.json").read_bytes() == before
+    assert M2AConfig.from_pretrained(existing).id2label == ID2LABEL
 
 
 _PIPELINE_FROM_DIR = """
@@ -314,7 +438,8 @@ out["named_task_class"] = type(named).__name__
 
 bare = os.path.join(os.getcwd(), "no-vocab")  # the same checkpoint without any vocabulary
 shutil.copytree(path, bare)
-os.remove(os.path.join(bare, "attribute_vocab.json"))
+if os.path.exists(os.path.join(bare, "attribute_vocab.json")):
+    os.remove(os.path.join(bare, "attribute_vocab.json"))
 config = json.load(open(os.path.join(bare, "config.json")))
 del config["attribute_vocab"]
 json.dump(config, open(os.path.join(bare, "config.json"), "w"))
@@ -324,9 +449,10 @@ emit(out)
 """
 
 
-def test_pipeline_from_saved_dir_without_m2a_hf(saved_checkpoint):
+def test_pipeline_from_saved_dir_without_m2a_hf(saved_by):
+    """Folders from either entry point load with Auto* and `pipeline(trust_remote_code=True)`, without m2a_hf."""
     cases = json.dumps(PIPELINE_CASES)
-    proc = run_with_hub(_PIPELINE_FROM_DIR.format(path=str(saved_checkpoint), cases=cases), None, block_m2a_hf=True)
+    proc = run_with_hub(_PIPELINE_FROM_DIR.format(path=str(saved_by), cases=cases), None, block_m2a_hf=True)
     out = read_result(proc)
     assert not out["m2a_hf_loaded"]
     assert out["module"].endswith("pipeline_m2a") and out["module"].startswith("transformers_modules")
