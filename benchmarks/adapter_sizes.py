@@ -1,6 +1,6 @@
 """Adapter-only vs full checkpoint sizes of M2A on MiniLM, at the reference ranks and at small ranks.
 
-Run: `.venv/bin/python benchmarks/adapter_sizes.py [--output outputs/adapter_sizes.md]`
+Run: `.venv/bin/python -m benchmarks.adapter_sizes [--output outputs/adapter_sizes.md]`
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Turns the accuracy benchmark's JSON lines into a markdown report and a bar chart.
 
-    python benchmarks/accuracy/report.py outputs/accuracy/results.jsonl [--output report.md] [--png accuracy.png]
+    python -m benchmarks.accuracy.report outputs/accuracy/results.jsonl [--output report.md] [--png accuracy.png]
 
 One table per (dataset, protocol, quick) group: a row per arm and view (M2A arms give the attribute-aware view, M2A†
 after stage 2 and M2A† before it), mean ± sample std over seeds where a row has ≥ 2 seeds, and Δ accuracy against the

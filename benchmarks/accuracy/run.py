@@ -1,7 +1,7 @@
 """Accuracy benchmark: train and evaluate a set of arms (LoRA, full fine-tuning, M2A variants, ablations) on the same
 data, seed and budget, and append one JSON line per arm × dataset × seed.
 
-    python benchmarks/accuracy/run.py --dataset fdu-mtl --arms lora,m2a-joint,m2a-stochastic --seeds 0,1,2 \\
+    python -m benchmarks.accuracy.run --dataset fdu-mtl --arms lora,m2a-joint,m2a-stochastic --seeds 0,1,2 \\
         --output_dir outputs/accuracy [--protocol cpu|gpu] [--quick] [--estimate] [any TrainingArguments flag]
 
 Arms and protocols are data (`arms.py`). Precedence of settings, lowest first: dataclass defaults, the protocol, the
@@ -21,14 +21,11 @@ from __future__ import annotations
 import dataclasses
 import gc
 import hashlib
-import importlib.util
 import json
 import logging
 import math
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import time
 import traceback
@@ -42,6 +39,9 @@ import torch
 from datasets import DatasetDict
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
+from benchmarks import common
+from benchmarks.accuracy import arms as arm_defs
+from benchmarks.accuracy import report
 from m2a_hf.data import AttributeVocab, M2ADataCollator, prepare_dataset
 from m2a_hf.metrics import accuracy
 from m2a_hf.training import (
@@ -57,8 +57,6 @@ from m2a_hf.training import (
 
 logger = logging.getLogger("accuracy.run")
 
-HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parents[1]
 SCHEMA_VERSION = 1
 DEFAULT_OUTPUT_DIR = "outputs/accuracy"
 RESULTS_FILE = "results.jsonl"
@@ -76,22 +74,6 @@ VOLATILE_TRAINING_FIELDS = frozenset(
     }
 )  # fmt: skip
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-
-
-def _load_sibling(name: str):
-    """Imports `benchmarks/accuracy/<name>.py` under a unique module name (benchmarks/perf has an `arms.py` too)."""
-    module_name = f"m2a_accuracy_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, HERE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-arm_defs = _load_sibling("arms")
-report = _load_sibling("report")
 
 
 @dataclass
@@ -480,54 +462,6 @@ def per_value_accuracy(predictions: np.ndarray, labels: np.ndarray, values: list
 # ----------------------------------------------------------------------------------------------------------------------
 # Provenance
 # ----------------------------------------------------------------------------------------------------------------------
-def git_info() -> dict[str, Any]:
-    """HEAD commit and whether the working tree differs from it (read-only git calls)."""
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(
-                ["git", "--no-optional-locks", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain")
-    changed = status.splitlines() if status else []
-    return {
-        "commit": commit,
-        "dirty": bool(changed) if status is not None else None,
-        "changed_paths": [line[3:] for line in changed[:50]],
-    }
-
-
-def machine_info() -> dict[str, Any]:
-    import peft
-    import transformers
-
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "torch_threads": torch.get_num_threads(),
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-    try:
-        import psutil
-
-        info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
-    except ImportError:
-        pass
-    return info
-
-
 def resolved_model_config(result, config: RunConfig) -> dict[str, Any]:
     """The adapter settings actually used (M2AConfig values, including the defaults the arguments left as None)."""
     from m2a_hf.modeling import M2AConfig
@@ -652,8 +586,8 @@ def base_row(config: RunConfig, dataset: str, data: DatasetDict) -> dict[str, An
         "config_key": config.key(),
         "config": config.record(),
         "data_sizes": {split: len(ds) for split, ds in data.items()},
-        "git": git_info(),
-        "machine": machine_info(),
+        "git": common.git_info(),
+        "machine": common.machine_info(),
     }
 
 

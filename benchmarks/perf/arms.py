@@ -2,7 +2,7 @@
 
 `run.py` starts one process per arm:
 
-    python benchmarks/perf/arms.py --spec SPEC.json --result RESULT.json
+    python -m benchmarks.perf.arms --spec SPEC.json --result RESULT.json
 
 The spec (written by `run.py`) fixes everything: arm, backbone, sequence length, batch size, attributes, steps, seed,
 threads, device and dtype. The child builds the model, checks its trainable-parameter count against the closed form
@@ -347,7 +347,7 @@ def m2a_unknown(spec: dict) -> Arm:
 
 def materialised(spec: dict) -> Arm:
     """The reference's algorithm (materialised.py): per-sample dense C⊗D + bmm, two forwards, MLM on every token."""
-    from materialised import check_equivalence, patch_materialised, reference_joint_loss
+    from benchmarks.perf.materialised import check_equivalence, patch_materialised, reference_joint_loss
 
     model = build_m2a(spec, "joint")
     patched = patch_materialised(model)
@@ -403,8 +403,8 @@ def _libc():
 
 
 def tune_malloc() -> dict[str, Any]:
-    """Raise glibc's trim and mmap thresholds (HF_NOTES.md §7): freed memory stays in the heap instead of being given
-    back and faulted in again on the next step, which otherwise inflates the timings of large-footprint arms.
+    """Raise glibc's trim and mmap thresholds: freed memory stays in the heap instead of being given back to the
+    system and faulted in again on the next step, which otherwise inflates the timings of large-footprint arms.
 
     Same effect as the `MALLOC_TRIM_THRESHOLD_` / `MALLOC_MMAP_THRESHOLD_` environment variables, but applied after the
     memory probe: with these thresholds, `posix_memalign`'d tensors fragment the heap and the RSS peak overstates the

@@ -1,6 +1,6 @@
 """Markdown table, target checks and bar chart from the benchmark's `results.json`.
 
-python benchmarks/perf/report.py outputs/perf/results.json   # rewrites results.md and perf.png beside it
+python -m benchmarks.perf.report outputs/perf/results.json   # rewrites results.md and perf.png beside it
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def markdown(data: dict[str, Any]) -> str:
     out.append("")
     out.append(
         f"Machine: {machine['cpu_model']}, {machine['available_cores']} cores available "
-        f"({machine['logical_cores']} logical), {machine['memory_gb']} GB; torch {machine['torch']}, "
+        f"({machine['cpu_count']} logical), {machine['memory_gb']} GB; torch {machine['torch']}, "
         f"transformers {machine['transformers']}, peft {machine['peft']}; commit `{(machine['git_commit'] or '?')[:12]}`"
         f"{' (dirty tree)' if machine.get('git_dirty') else ''}. Load average at start {meta['loadavg_start']}, "
         f"at end {meta.get('loadavg_end')}. OMP_WAIT_POLICY: {machine['env_threads'].get('OMP_WAIT_POLICY') or 'unset'}."
