@@ -18,6 +18,7 @@ arm at the protocol's sequence length and batch size and extrapolates to the pro
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import hashlib
@@ -155,7 +156,7 @@ class RunConfig:
     def record(self) -> dict[str, Any]:
         """The full configuration, JSON-ready."""
         return {
-            "arm": self.arm.as_dict(),
+            "arm": dataclasses.asdict(self.arm),
             "model": dataclasses.asdict(self.model),
             "data": dataclasses.asdict(self.data),
             "procedure": dataclasses.asdict(self.procedure),
@@ -427,7 +428,7 @@ def predict(result, config: RunConfig, dataset, view: str) -> tuple[np.ndarray, 
     for begin in range(0, len(rows), batch_size):
         index = order[begin : begin + batch_size]
         batch = {k: v.to(device) for k, v in collator([rows[i] for i in index]).items()}
-        with autocast if autocast is not None else _null():
+        with autocast if autocast is not None else contextlib.nullcontext():
             logits = model(**batch).logits
         predictions[index] = logits.float().argmax(-1).cpu().numpy()
         if begin == 0 and len(rows) > batch_size:  # the first batch pays one-off costs: not timed
@@ -437,14 +438,6 @@ def predict(result, config: RunConfig, dataset, view: str) -> tuple[np.ndarray, 
             timed_tokens += batch["input_ids"].numel()
     seconds = max(time.perf_counter() - start, 1e-9)
     return predictions, {"samples_per_second": timed_rows / seconds, "tokens_per_second": timed_tokens / seconds}
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def per_value_accuracy(predictions: np.ndarray, labels: np.ndarray, values: list[Any]) -> dict[str, Any]:
