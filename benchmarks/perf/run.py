@@ -178,8 +178,15 @@ def build_plan(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "attributes": {"user": users, "item": args.num_items},
             }
         )
+    minilm = None
+    if any(spec["backbone"] == "minilm" for spec in plan):
+        from m2a_hf.training import default_backbone
+
+        minilm = default_backbone()
     for spec in plan:
         spec["profile"] = spec["arm"] in args.profile
+        if spec["backbone"] == "minilm":
+            spec["backbone_path"] = minilm
     return plan
 
 
