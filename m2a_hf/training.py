@@ -125,7 +125,6 @@ class ProcedureArguments:
     stage2_epochs: float | None = field(default=None, metadata={"help": "Epochs of stage 2 (default: as stage 1)."})
     stage2_learning_rate: float | None = field(default=None, metadata={"help": "LR of stage 2 (default: as stage 1)."})
     baseline: bool = field(default=False, metadata={"help": "Also train the plain peft-LoRA baseline (IID)."})
-    seed_list: str | None = field(default=None, metadata={"help": "Comma-separated seeds (benchmarks only)."})
 
 
 def training_defaults(**overrides: Any) -> dict[str, Any]:

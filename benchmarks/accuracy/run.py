@@ -169,7 +169,6 @@ class RunConfig:
         config = self.record()
         config["training"] = {k: v for k, v in config["training"].items() if k not in VOLATILE_TRAINING_FIELDS}
         config["data"].pop("data_dir", None)
-        config["procedure"].pop("seed_list", None)
         config["arm"].pop("description", None)
         # group_by stratifies the subsets; sort_eval_by_length, predict_views and fft_learning_rate (already in
         # `training`) do not change what is trained
@@ -264,7 +263,6 @@ def build_config(
     model_args = _build(ModelArguments, layers, "model", model_cli, explicit, arm.model)
     data_args = _build(DataArguments, layers, "data", data_cli, explicit, {"dataset": data_cli.dataset, **arm.data})
     procedure = _build(ProcedureArguments, layers, "procedure", procedure_cli, explicit, arm.procedure)
-    procedure.seed_list = runner.seeds
     if (
         data_args.seen_attribute
         and data_args.attribute_list()
