@@ -513,14 +513,12 @@ def _write_json(path: Path, payload: Any) -> None:
 def _plot(history: list[dict[str, Any]], metrics: dict[str, Any], path: Path) -> None:
     """Training curves (loss, dev accuracy per stage) and test accuracy per view, seen vs unseen."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # a Figure of its own: no pyplot, no global backend
     except ImportError:
         logger.warning("matplotlib is not installed (pip install 'm2a-hf[plot]'): no %s", path.name)
         return
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig = Figure(figsize=(15, 4))
+    axes = fig.subplots(1, 3)
     for stage in (1, 2):
         rows = [h for h in history if h.get("stage", 1) == stage]
         loss = [(h["step"], h["loss"]) for h in rows if "loss" in h]
@@ -543,7 +541,6 @@ def _plot(history: list[dict[str, Any]], metrics: dict[str, Any], path: Path) ->
             ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 __all__ = [
