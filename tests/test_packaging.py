@@ -1,12 +1,43 @@
-"""Packaging and setup: the optional demo weights."""
+"""Packaging and setup: Auto-class registration, the optional demo weights."""
 
 from __future__ import annotations
 
 import sys
 
 import pytest
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, BertConfig
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from m2a_hf import M2AConfig, M2AForSequenceClassification, M2AModel, register
 from m2a_hf.training import ModelArguments, default_backbone
+
+
+def _registered() -> bool:
+    return (
+        CONFIG_MAPPING["m2a"] is M2AConfig
+        and AutoModel._model_mapping[M2AConfig] is M2AModel
+        and AutoModelForSequenceClassification._model_mapping[M2AConfig] is M2AForSequenceClassification
+        and M2AForSequenceClassification._auto_class == "AutoModelForSequenceClassification"
+    )
+
+
+def test_register_is_idempotent_and_restores_the_m2a_classes():
+    register()
+    register()  # no "already registered" error, nothing duplicated
+    assert _registered()
+    assert list(CONFIG_MAPPING._extra_content).count("m2a") == 1
+    assert isinstance(AutoConfig.for_model("m2a"), M2AConfig)
+
+    class Other(BertConfig):
+        model_type = "m2a"
+
+    AutoConfig.register("m2a", Other, exist_ok=True)  # e.g. someone else's class under the same name
+    try:
+        assert CONFIG_MAPPING["m2a"] is Other
+        register()
+        assert _registered()
+    finally:
+        register()
 
 
 def test_missing_demo_weights_raise_an_error_that_says_what_to_do(monkeypatch):
