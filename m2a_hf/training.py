@@ -327,7 +327,8 @@ def train_m2a(
     Stage 1 trains NN and NN† jointly (or by the configured view policy) with early stopping on dev accuracy of the
     attribute-aware view; stage 2 trains only the unknown-value modules on the coarse view with early stopping on
     dev accuracy of the attribute-free view, and (as in the reference) is kept only if it beats the stage-1 model's
-    attribute-free dev accuracy, else the stage-1 modules are restored (`metrics["stage2_dev_accuracy"]`). The test split is evaluated in both views after each stage. The output
+    attribute-free dev accuracy, else the stage-1 modules are restored (`train_stage2`,
+    `metrics["stage2_dev_accuracy"]`). The test split is evaluated in both views after each stage. The output
     directory gets the model (weights, config, remote code), tokenizer, `attribute_vocab.json`, `metrics.json`, a
     model card (`README.md`) and `training_curves.png`.
     """
@@ -346,10 +347,8 @@ def train_m2a(
         features = DatasetDict({k: drop_attributes(v) for k, v in features.items()})
     logger.info("M2A trainable parameters: %s", model.num_parameters_by_group())
     collator = M2ADataCollator(tokenizer, mlm_probability=data_args.mlm_probability)
-    trainer = _trainer(
-        model, training_args, features["train"], features["validation"], tokenizer, collator,
-        procedure.early_stopping_patience,
-    )  # fmt: skip
+    patience = procedure.early_stopping_patience
+    trainer = _trainer(model, training_args, features["train"], features["validation"], tokenizer, collator, patience)
     trainer.train()
     predictions: dict[str, np.ndarray] = {}
     metrics: dict[str, Any] = {
@@ -369,28 +368,12 @@ def train_m2a(
             num_train_epochs=procedure.stage2_epochs or training_args.num_train_epochs,
             learning_rate=procedure.stage2_learning_rate or training_args.learning_rate,
         )
-        trainer = _trainer(
-            model, stage2_args, features["train"], drop_attributes(features["validation"]), tokenizer, collator,
-            procedure.early_stopping_patience,
-        )  # fmt: skip
-        # the reference keeps stage 2 only if it beats the stage-1 model's attribute-free dev accuracy
-        before = trainer.evaluate()["eval_accuracy"]
-        stage1_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-        trainer.train()
-        after = trainer.state.best_metric
-        if not (stage2_args.load_best_model_at_end and stage2_args.metric_for_best_model == "accuracy" and after):
-            after = trainer.evaluate()["eval_accuracy"]
-        kept = after > before
-        if not kept:
-            with torch.no_grad():
-                for name, param in model.named_parameters():
-                    if name in stage1_state:
-                        param.copy_(stage1_state[name])
-        logger.info("Stage 2: attribute-free dev accuracy %.4f -> %.4f; %s.", before, after,
-                    "kept" if kept else "no gain, the stage-1 unknown-value modules are restored")  # fmt: skip
+        dev = drop_attributes(features["validation"])  # stage 2 is judged on the attribute-free view
+        trainer = _trainer(model, stage2_args, features["train"], dev, tokenizer, collator, patience)
+        metrics["stage2_dev_accuracy"] = train_stage2(trainer)
+        kept = metrics["stage2_dev_accuracy"]["kept"]
         model.set_stage(1)
         history += [{**entry, "stage": 2} for entry in trainer.state.log_history]
-        metrics["stage2_dev_accuracy"] = {"before": before, "after": after, "kept": kept}
         # stage 2 trains only the unknown-value modules: if it was not kept nothing changed; if every test row has
         # every value known the fine view cannot have changed. Such results are reused instead of identical passes.
         all_known = bool((np.asarray(features["test"]["attribute_ids"]) >= 0).all())
@@ -413,6 +396,37 @@ def train_m2a(
     _write_json(out / "log_history.json", history)
     _plot(history, metrics, out / "training_curves.png")
     return TrainingResult(metrics, str(out), model, tokenizer, vocab, history, predictions)
+
+
+def train_stage2(trainer: Trainer) -> dict[str, Any]:
+    """Stage 2 with the reference's keep-or-revert rule: train, and keep the result only if it beats the stage-1
+    model's attribute-free dev accuracy; otherwise the trained modules get their stage-1 values back.
+
+    Args:
+        trainer: A `Trainer` on the model in stage 2 (`model.set_stage(2)`: only the unknown-value modules train)
+            whose evaluation dataset is the attribute-free dev split (`drop_attributes`).
+
+    Returns:
+        `{"before", "after", "kept"}`: the attribute-free dev accuracy before and after stage 2 (after: the best
+        evaluation when the Trainer keeps the best model by accuracy) and whether stage 2 was kept.
+    """
+    model = trainer.model
+    before = trainer.evaluate()["eval_accuracy"]
+    stage1_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    trainer.train()
+    args = trainer.args
+    after = trainer.state.best_metric
+    if not (args.load_best_model_at_end and args.metric_for_best_model == "accuracy" and after):
+        after = trainer.evaluate()["eval_accuracy"]
+    kept = after > before
+    if not kept:
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name in stage1_state:
+                    param.copy_(stage1_state[name])
+    outcome = "kept" if kept else "no gain, the stage-1 unknown-value modules are restored"
+    logger.info("Stage 2: attribute-free dev accuracy %.4f -> %.4f; %s.", before, after, outcome)
+    return {"before": before, "after": after, "kept": kept}
 
 
 def train_baseline(
@@ -557,6 +571,7 @@ __all__ = [
     "load_data",
     "train_baseline",
     "train_m2a",
+    "train_stage2",
     "training_arguments",
     "training_defaults",
 ]
