@@ -26,9 +26,12 @@ def main() -> None:
     ]
     for name, rank in (("reference (LoRA r=128, α=256)", 128), ("r=8, α=16", 8)):
         model = M2AForSequenceClassification.from_backbone(
-            default_backbone(), attributes={"user": args.users, "item": args.items}, num_labels=5,
-            lora_rank=rank, lora_alpha=2 * rank,
-        )  # fmt: skip
+            default_backbone(),
+            attributes={"user": args.users, "item": args.items},
+            num_labels=5,
+            lora_rank=rank,
+            lora_alpha=2 * rank,
+        )
         with tempfile.TemporaryDirectory() as tmp:
             model.save_pretrained(f"{tmp}/full")
             model.save_adapter(f"{tmp}/adapter")

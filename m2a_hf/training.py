@@ -83,11 +83,13 @@ class ModelArguments:
     use_fine_view: bool = field(default=True, metadata={"help": "Ablation: False drops the fine (per-value) view."})
 
     def config_overrides(self) -> dict[str, Any]:
-        names = (
-            "training_view", "lora_rank", "lora_alpha", "lora_dropout", "attribute_lora_rank", "value_embedding_dim",
-            "mlm_weight", "coarse_weight", "kl_weight", "full_finetune",
-        )  # fmt: skip
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        """The `M2AConfig` fields set here: every field but `backbone` and `use_fine_view`, unless None."""
+        skip = ("backbone", "use_fine_view")
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in skip and getattr(self, f.name) is not None
+        }
 
     def resolved_backbone(self) -> str:
         return self.backbone or default_backbone()
@@ -338,9 +340,12 @@ def train_m2a(
     backbone, names, vocab, tokenizer, features, num_labels = _prepare(model_args, data_args, training_args, data)
     overrides = model_args.config_overrides()
     model = M2AForSequenceClassification.from_backbone(
-        backbone, attributes=vocab.config_attributes(), num_labels=num_labels,
-        id2label=label_names(data_args.dataset, num_labels), **overrides,
-    )  # fmt: skip
+        backbone,
+        attributes=vocab.config_attributes(),
+        num_labels=num_labels,
+        id2label=label_names(data_args.dataset, num_labels),
+        **overrides,
+    )
     # seen / unseen describes the data, not the routing: taken before the no-fine ablation drops the attributes
     test_seen = _seen_mask(features["test"], names, data_args.seen_attribute)
     if not model_args.use_fine_view:  # ablation: every value unknown, so only the coarse modules ever run
@@ -379,9 +384,14 @@ def train_m2a(
         all_known = bool((np.asarray(features["test"]["attribute_ids"]) >= 0).all())
         views = () if not kept else ("coarse",) if all_known else VIEWS
         stage2 = evaluate_views(
-            trainer, features["test"], names, data_args.seen_attribute, views=views, predictions=predictions,
+            trainer,
+            features["test"],
+            names,
+            data_args.seen_attribute,
+            views=views,
+            predictions=predictions,
             seen=test_seen,
-        )  # fmt: skip
+        )
         metrics["stage2"] = {view: stage2.get(view, metrics["stage1"][view]) for view in VIEWS}
     metrics["train_seconds"] = round(time.time() - start, 1)
     final = metrics.get("stage2", metrics["stage1"])
@@ -389,9 +399,15 @@ def train_m2a(
 
     out = Path(training_args.output_dir)
     save_for_hub(
-        model, out, tokenizer=tokenizer, attribute_vocab=vocab, metrics=metrics["test"], training_args=training_args,
-        dataset_name=data_args.dataset, base_model=backbone,
-    )  # fmt: skip
+        model,
+        out,
+        tokenizer=tokenizer,
+        attribute_vocab=vocab,
+        metrics=metrics["test"],
+        training_args=training_args,
+        dataset_name=data_args.dataset,
+        base_model=backbone,
+    )
     _write_json(out / "metrics.json", metrics)
     _write_json(out / "log_history.json", history)
     _plot(history, metrics, out / "training_curves.png")

@@ -12,12 +12,11 @@ import pytest
 
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = [
-    "--dataset", "synthetic", "--max_train_samples", "64", "--max_eval_samples", "32", "--max_length", "32",
-    "--lora_rank", "4", "--lora_alpha", "8", "--max_steps", "2", "--per_device_train_batch_size", "8",
-    "--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "steps", "--save_steps", "2",
-    "--disable_tqdm", "True", "--seen_attribute", "user",
-]  # fmt: skip
+TINY = (
+    "--dataset synthetic --max_train_samples 64 --max_eval_samples 32 --max_length 32 --lora_rank 4 --lora_alpha 8 "
+    "--max_steps 2 --per_device_train_batch_size 8 --eval_strategy steps --eval_steps 2 --save_strategy steps "
+    "--save_steps 2 --disable_tqdm True --seen_attribute user"
+).split()
 
 
 @pytest.mark.parametrize("script", ["train_m2a.py", "train_lora_baseline.py"])

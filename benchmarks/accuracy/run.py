@@ -66,14 +66,39 @@ ESTIMATES_FILE = "estimates.jsonl"
 # TrainingArguments fields that do not change what is trained: left out of the configuration key (still recorded).
 VOLATILE_TRAINING_FIELDS = frozenset(
     {
-        "output_dir", "logging_dir", "run_name", "disable_tqdm", "report_to", "logging_strategy", "logging_steps",
-        "logging_first_step", "logging_nan_inf_filter", "log_level", "log_level_replica", "log_on_each_node",
-        "push_to_hub", "hub_token", "hub_model_id", "hub_strategy", "hub_private_repo", "hub_always_push",
-        "hub_revision", "save_total_limit", "overwrite_output_dir", "seed", "project", "trackio_space_id",
-        "trackio_bucket_id", "trackio_static_space_id", "dataloader_num_workers", "dataloader_pin_memory",
-        "dataloader_persistent_workers", "dataloader_prefetch_factor", "skip_memory_metrics",
+        "output_dir",
+        "logging_dir",
+        "run_name",
+        "disable_tqdm",
+        "report_to",
+        "logging_strategy",
+        "logging_steps",
+        "logging_first_step",
+        "logging_nan_inf_filter",
+        "log_level",
+        "log_level_replica",
+        "log_on_each_node",
+        "push_to_hub",
+        "hub_token",
+        "hub_model_id",
+        "hub_strategy",
+        "hub_private_repo",
+        "hub_always_push",
+        "hub_revision",
+        "save_total_limit",
+        "overwrite_output_dir",
+        "seed",
+        "project",
+        "trackio_space_id",
+        "trackio_bucket_id",
+        "trackio_static_space_id",
+        "dataloader_num_workers",
+        "dataloader_pin_memory",
+        "dataloader_persistent_workers",
+        "dataloader_prefetch_factor",
+        "skip_memory_metrics",
     }
-)  # fmt: skip
+)
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
@@ -187,8 +212,11 @@ def parse_args(argv: list[str] | None = None):
     parser = HfArgumentParser((RunnerArguments, ModelArguments, DataArguments, ProcedureArguments, TrainingArguments))
     parser.set_defaults(output_dir=DEFAULT_OUTPUT_DIR)
     parsed = parser.parse_args_into_dataclasses(argv)
-    names = {f.name for cls in (ModelArguments, DataArguments, ProcedureArguments, TrainingArguments, RunnerArguments)
-             for f in dataclasses.fields(cls)}  # fmt: skip
+    names = {
+        f.name
+        for cls in (ModelArguments, DataArguments, ProcedureArguments, TrainingArguments, RunnerArguments)
+        for f in dataclasses.fields(cls)
+    }
     explicit = set()
     for token in argv:
         if token.startswith("--"):
@@ -458,11 +486,26 @@ def resolved_model_config(result, config: RunConfig) -> dict[str, Any]:
     from m2a_hf.modeling import M2AConfig
 
     keys = (
-        "lora_rank", "lora_alpha", "lora_dropout", "attribute_lora_rank", "attribute_lora_alpha", "m2a_target_modules",
-        "lora_target_modules", "value_embedding_dim", "kron_factors", "mlm_weight", "coarse_weight", "kl_weight",
-        "kl_temperature", "training_view", "stochastic_coarse_prob", "full_finetune", "train_layer_norms",
-        "train_mlm_head", "classifier_dropout",
-    )  # fmt: skip
+        "lora_rank",
+        "lora_alpha",
+        "lora_dropout",
+        "attribute_lora_rank",
+        "attribute_lora_alpha",
+        "m2a_target_modules",
+        "lora_target_modules",
+        "value_embedding_dim",
+        "kron_factors",
+        "mlm_weight",
+        "coarse_weight",
+        "kl_weight",
+        "kl_temperature",
+        "training_view",
+        "stochastic_coarse_prob",
+        "full_finetune",
+        "train_layer_norms",
+        "train_mlm_head",
+        "classifier_dropout",
+    )
     if config.arm.kind == "m2a":
         source = result.model.config
     else:  # train_baseline reads rank, alpha, dropout and targets from the same M2AConfig defaults
@@ -495,8 +538,11 @@ def _dev_curve(history: list[dict[str, Any]]) -> dict[str, Any]:
         epochs = [h["epoch"] for h in rows if "epoch" in h]
         runtime = sum(h.get("train_runtime", 0.0) for h in rows)
         if rows:
-            curve[f"stage{stage}"] = {"dev_accuracy": dev, "epochs_run": max(epochs) if epochs else None,
-                                      "train_runtime_seconds": round(runtime, 1)}  # fmt: skip
+            curve[f"stage{stage}"] = {
+                "dev_accuracy": dev,
+                "epochs_run": max(epochs) if epochs else None,
+                "train_runtime_seconds": round(runtime, 1),
+            }
     return curve
 
 
@@ -626,9 +672,14 @@ def estimate_arm(config: RunConfig, full: DatasetDict, steps: int) -> dict[str, 
     sample = subsample(full, {"train": steps * batch, "validation": 4, "test": 4}, config.seed + 7)
     timing_rows = subsample(full, {"test": 2 * eval_batch}, config.seed + 11)["test"]
     training = dataclasses.replace(
-        config.training, num_train_epochs=1, max_steps=-1, eval_strategy="no", save_strategy="no",
-        load_best_model_at_end=False, output_dir=str(Path(config.training.output_dir).with_name("estimate")),
-    )  # fmt: skip
+        config.training,
+        num_train_epochs=1,
+        max_steps=-1,
+        eval_strategy="no",
+        save_strategy="no",
+        load_best_model_at_end=False,
+        output_dir=str(Path(config.training.output_dir).with_name("estimate")),
+    )
     procedure = dataclasses.replace(config.procedure, stage2_epochs=1)
     timed = RunConfig(config.arm, config.seed, config.model, config.data, procedure, training, config.runner)
     trainer = train_m2a if config.arm.kind == "m2a" else train_baseline
@@ -638,8 +689,10 @@ def estimate_arm(config: RunConfig, full: DatasetDict, steps: int) -> dict[str, 
     step1 = runtimes[0] / steps
     step2 = runtimes[1] / steps if len(runtimes) > 1 else None
     _, speed = predict(result, timed, timing_rows, "fine" if config.arm.kind == "m2a" else "iid")
-    tokens = {s: padded_tokens(full[s]["text"], result.tokenizer, config.data.max_length, eval_batch)
-              for s in ("validation", "test")}  # fmt: skip
+    tokens = {
+        s: padded_tokens(full[s]["text"], result.tokenizer, config.data.max_length, eval_batch)
+        for s in ("validation", "test")
+    }
     names = result.vocab.names
     remove_weights(Path(training.output_dir))
     del result
@@ -676,7 +729,7 @@ def estimate_arm(config: RunConfig, full: DatasetDict, steps: int) -> dict[str, 
             "test_passes": test_passes,
             "padded_tokens": tokens,
             "timed_steps": steps,
-        },  # fmt: skip
+        },
         "estimated_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "estimated_minutes_total": round(sum(seconds.values()) / 60, 1),
     }
@@ -727,8 +780,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 if runner.raise_errors:
                     raise
                 logger.exception("arm %s failed", label)
-                row.update(status="failed", error=f"{type(err).__name__}: {err}",
-                           traceback=traceback.format_exc()[-4000:])  # fmt: skip
+                row.update(
+                    status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()[-4000:]
+                )
             row["wall_seconds"] = round(time.time() - start, 1)
             row["machine"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
             row["output_dir"] = config.training.output_dir
