@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev,plot]"
+	$(BIN)/python -m pip install -q -e ".[dev,plot,demo]"
 	@touch $(STAMP)
 
 demo: install
@@ -42,16 +42,16 @@ format: install
 	$(BIN)/ruff format .
 
 perf: install
-	$(BIN)/python benchmarks/perf/run.py --output_dir outputs/perf $(ARGS)
+	$(BIN)/python -m benchmarks.perf.run --output_dir outputs/perf $(ARGS)
 
 perf-quick: install
-	$(BIN)/python benchmarks/perf/run.py --output_dir outputs/perf-quick --quick $(ARGS)
+	$(BIN)/python -m benchmarks.perf.run --output_dir outputs/perf-quick --quick $(ARGS)
 
 accuracy: install
-	$(BIN)/python benchmarks/accuracy/run.py --output_dir outputs/accuracy $(ARGS)
+	$(BIN)/python -m benchmarks.accuracy.run --output_dir outputs/accuracy $(ARGS)
 
 accuracy-quick: install
-	$(BIN)/python benchmarks/accuracy/run.py --output_dir outputs/accuracy-quick --quick $(ARGS)
+	$(BIN)/python -m benchmarks.accuracy.run --output_dir outputs/accuracy-quick --quick $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache *.egg-info

@@ -1,6 +1,6 @@
 """Adapter-only vs full checkpoint sizes of M2A on MiniLM, at the reference ranks and at small ranks.
 
-Run: `.venv/bin/python benchmarks/adapter_sizes.py [--output outputs/adapter_sizes.md]`
+Run: `.venv/bin/python -m benchmarks.adapter_sizes [--output outputs/adapter_sizes.md]`
 """
 
 from __future__ import annotations
@@ -26,9 +26,12 @@ def main() -> None:
     ]
     for name, rank in (("reference (LoRA r=128, α=256)", 128), ("r=8, α=16", 8)):
         model = M2AForSequenceClassification.from_backbone(
-            default_backbone(), attributes={"user": args.users, "item": args.items}, num_labels=5,
-            lora_rank=rank, lora_alpha=2 * rank,
-        )  # fmt: skip
+            default_backbone(),
+            attributes={"user": args.users, "item": args.items},
+            num_labels=5,
+            lora_rank=rank,
+            lora_alpha=2 * rank,
+        )
         with tempfile.TemporaryDirectory() as tmp:
             model.save_pretrained(f"{tmp}/full")
             model.save_adapter(f"{tmp}/adapter")

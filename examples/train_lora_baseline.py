@@ -54,10 +54,13 @@ def main() -> None:
     m2a = M2AConfig(**model_args.config_overrides())  # same rank, alpha, dropout and placement as M2A
     base = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=num_labels)
     lora = LoraConfig(
-        task_type=TaskType.SEQ_CLS, r=m2a.lora_rank, lora_alpha=m2a.lora_alpha, lora_dropout=m2a.lora_dropout,
+        task_type=TaskType.SEQ_CLS,
+        r=m2a.lora_rank,
+        lora_alpha=m2a.lora_alpha,
+        lora_dropout=m2a.lora_dropout,
         target_modules=m2a.m2a_target_modules + m2a.lora_target_modules,
         modules_to_save=baseline_modules_to_save(base, m2a.train_layer_norms),  # head + LayerNorms, as M2A trains
-    )  # fmt: skip
+    )
     model = get_peft_model(base, lora)
     model.print_trainable_parameters()
     without_attributes = {split: ds.remove_columns(["attribute_ids"]) for split, ds in features.items()}
@@ -80,8 +83,8 @@ def main() -> None:
     trainer.save_model(str(out))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     m = metrics["test"]["iid"]
-    print(f"LoRA baseline: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  RMSE {m['rmse']:.3f}  "
-          f"seen {m['seen_accuracy']}  unseen {m['unseen_accuracy']}")  # fmt: skip
+    scores = f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  RMSE {m['rmse']:.3f}"
+    print(f"LoRA baseline: {scores}  seen {m['seen_accuracy']}  unseen {m['unseen_accuracy']}")
 
 
 if __name__ == "__main__":

@@ -2,13 +2,17 @@
 
 Stage 1 trains the multi-grained adapters jointly (early stopping on dev accuracy of the attribute-aware view);
 stage 2 trains only the unknown-value modules on the coarse view (early stopping on dev accuracy with the attributes
-dropped). Both views are evaluated on the test split, split into seen / unseen attribute values, and the final
-checkpoint is saved Hub-ready (weights + remote code, tokenizer, attribute vocabulary, metrics, model card).
+dropped) and is kept only if it beats the stage-1 model's attribute-free dev accuracy, else those modules get their
+stage-1 values back (`m2a_hf.training.train_stage2`, the reference's rule). Both views are evaluated on the test
+split, split into seen / unseen attribute values, and the final checkpoint is saved Hub-ready (weights + remote code,
+tokenizer, attribute vocabulary, metrics, model card).
 
     .venv/bin/python examples/train_m2a.py --dataset clothing --attribute_columns item,department \
         --output_dir outputs/example-m2a --num_train_epochs 2 --max_length 128 --lora_rank 8
 
-Every `TrainingArguments` flag works under its usual name; `m2a-hf train` runs the same flow (`m2a_hf.training`).
+Every `TrainingArguments` flag works under its usual name. `m2a-hf train` (`m2a_hf.training.train_m2a`) runs the
+same two stages with the same rule, and adds `ProcedureArguments` (patience, stage-2 epochs and learning rate, skipping
+stage 2), readable label names, training curves and the `use_fine_view` ablation.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from m2a_hf.training import (
     drop_attributes,
     evaluate_views,
     load_data,
+    train_stage2,
     training_defaults,
 )
 
@@ -72,24 +77,31 @@ def main() -> None:
     trainer.train()
     metrics = {"stage1": evaluate_views(trainer, features["test"], names, data_args.seen_attribute)}
 
-    # Stage 2: only the unknown-value (c') modules, on the coarse view; dev = attributes dropped.
+    # Stage 2: only the unknown-value (c') modules, on the coarse view; dev = attributes dropped. Kept only if it
+    # beats the stage-1 model's attribute-free dev accuracy, else the stage-1 values are restored.
     model.set_stage(2)
     stage2_args = dataclasses.replace(args, output_dir=str(Path(args.output_dir) / "stage2"))
     trainer = trainer_for(stage2_args, drop_attributes(features["validation"]))
-    trainer.train()
+    metrics["stage2_dev_accuracy"] = train_stage2(trainer)
     model.set_stage(1)
     metrics["stage2"] = evaluate_views(trainer, features["test"], names, data_args.seen_attribute)
 
     out = Path(args.output_dir)
     save_for_hub(
-        model, out, tokenizer=tokenizer, attribute_vocab=vocab, metrics=metrics["stage2"], training_args=args,
-        dataset_name=data_args.dataset, base_model=backbone,
-    )  # fmt: skip
+        model,
+        out,
+        tokenizer=tokenizer,
+        attribute_vocab=vocab,
+        metrics=metrics["stage2"],
+        training_args=args,
+        dataset_name=data_args.dataset,
+        base_model=backbone,
+    )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     for view in ("fine", "coarse"):
         m = metrics["stage2"][view]
-        print(f"{view:>6} view: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  RMSE {m['rmse']:.3f}  "
-              f"seen {m['seen_accuracy']}  unseen {m['unseen_accuracy']}")  # fmt: skip
+        scores = f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  RMSE {m['rmse']:.3f}"
+        print(f"{view:>6} view: {scores}  seen {m['seen_accuracy']}  unseen {m['unseen_accuracy']}")
     print(f"saved to {out}")
 
 

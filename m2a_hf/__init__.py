@@ -11,7 +11,7 @@ from m2a_hf.modeling import (
 )
 
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the only place of the version: pyproject.toml reads it ([tool.setuptools.dynamic])
 
 register()
 

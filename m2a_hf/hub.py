@@ -48,6 +48,20 @@ from m2a_hf.model_card import (
 logger = logging.getLogger(__name__)
 
 PIPELINE_TASK_IN_PROCESS = "m2a-text-classification"
+# Run-folder content that never goes to the Hub: Trainer checkpoints (pickled RNG/optimizer state), the second stage's
+# and the baseline's own folders, TensorBoard logs and any pickle.
+PUSH_IGNORE_PATTERNS = [
+    "checkpoint-*",
+    "checkpoint-*/**",
+    "stage2/**",
+    "baseline/**",
+    "runs/**",
+    "*.pt",
+    "*.pth",
+    "*.bin",
+    "*.pkl",
+    "training_args.bin",
+]
 
 
 # ---------------------------------------------------------------------------------------------------- pipeline
@@ -284,15 +298,17 @@ def push_checkpoint(
     if adapter_only:
         model = M2AForSequenceClassification.from_pretrained(str(model_path))
         vocab = model_path / _pipeline_module().ATTRIBUTE_VOCAB_NAME
-        push_adapter_to_hub(model, repo_id, attribute_vocab=json.loads(vocab.read_text()) if vocab.is_file() else None,
-                            private=private)  # fmt: skip
+        attribute_vocab = json.loads(vocab.read_text()) if vocab.is_file() else None
+        push_adapter_to_hub(model, repo_id, attribute_vocab=attribute_vocab, private=private)
     else:
         api = HfApi()
         api.create_repo(repo_id, private=private, exist_ok=True)
         api.upload_folder(
-            folder_path=str(model_path), repo_id=repo_id, commit_message="Upload M2A model",
-            ignore_patterns=["checkpoint-*", "stage2/**", "runs/**", "*.pt", "*.bin"],
-        )  # fmt: skip
+            folder_path=str(model_path),
+            repo_id=repo_id,
+            commit_message="Upload M2A model",
+            ignore_patterns=PUSH_IGNORE_PATTERNS,
+        )
     return f"{HfApi().endpoint}/{repo_id}"
 
 

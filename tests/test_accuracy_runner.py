@@ -4,79 +4,55 @@ slice (a JSONL row with the full configuration, the markdown table, resumability
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
 
 import pytest
 import torch
 from transformers import TrainingArguments
 
+from benchmarks.accuracy import report, run
 from m2a_hf.training import DataArguments, ModelArguments, ProcedureArguments
 
 
-BENCH = __import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy"
-
-
-def _load(name: str):
-    module_name = f"m2a_accuracy_{name}"  # the name run.py itself registers its siblings under
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, BENCH / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
-
-@pytest.fixture(scope="module")
-def run():
-    return _load("run")
-
-
-@pytest.fixture(scope="module")
-def report():
-    return _load("report")
-
-
-def _config(run, arm: str, argv: list[str], tmp_path):
+def _config(arm: str, argv: list[str], tmp_path):
     runner, model, data, procedure, training, explicit = run.parse_args(argv + ["--output_dir", str(tmp_path)])
     settings = run.resolve_runner(runner, data, explicit)
     arm_def = run.arm_defs.get_arm(arm)
     return run.build_config(arm_def, 3, runner, settings, (model, data, procedure, training), explicit, tmp_path)
 
 
-def test_settings_layering_protocol_quick_command_line_arm(run, tmp_path):
+def test_settings_layering_protocol_quick_command_line_arm(tmp_path):
     argv = ["--dataset", "clothing", "--quick", "--learning_rate", "1e-3", "--training_view", "fine"]
-    joint = _config(run, "m2a-joint", argv, tmp_path)
+    joint = _config("m2a-joint", argv, tmp_path)
     assert joint.model.training_view == "joint"  # the arm's own field wins over the command line
     assert joint.training.learning_rate == pytest.approx(1e-3)  # command line over protocol
     assert joint.data.max_length == 64 and joint.data.max_train_samples == 300  # quick over protocol
     assert joint.data.attribute_columns == "item,department,class,age"  # protocol[clothing]
     assert joint.procedure.early_stopping_patience == 2 and joint.training.seed == 3
     assert joint.runner["max_dev_samples"] is None  # quick drops the protocol's dev cap: max_eval_samples applies
-    fft = _config(run, "fft", argv, tmp_path)
+    fft = _config("fft", argv, tmp_path)
     assert fft.model.full_finetune and fft.training.learning_rate == pytest.approx(2e-5)
-    attr = _config(run, "m2a-attr-department", argv, tmp_path)
+    attr = _config("m2a-attr-department", argv, tmp_path)
     assert attr.data.attribute_list() == ["department"] and attr.data.seen_attribute is None
     keys = {c.key() for c in (joint, fft, attr)}
-    assert len(keys) == 3 and joint.key() == _config(run, "m2a-joint", argv, tmp_path).key()
-    fdu = _config(run, "lora", ["--dataset", "fdu-mtl"], tmp_path)
+    assert len(keys) == 3 and joint.key() == _config("m2a-joint", argv, tmp_path).key()
+    fdu = _config("lora", ["--dataset", "fdu-mtl"], tmp_path)
     assert (
         fdu.data.max_length == 128 and fdu.runner["group_by"] == "domain" and fdu.runner["predict_views"] == "headline"
     )
     with pytest.raises(ValueError, match="unknown arm"):
         run.arm_defs.get_arm("m2a-nonsense")
     with pytest.raises(ValueError, match="seen/unseen"):
-        _config(run, "lora", ["--train_sampling_strategy", "group_by_length"], tmp_path)
+        _config("lora", ["--train_sampling_strategy", "group_by_length"], tmp_path)
 
 
-def test_quick_run_writes_full_row_and_table_and_resumes(run, tmp_path):
-    argv = [
-        "--dataset", "synthetic", "--arms", "m2a-stochastic", "--seeds", "0", "--quick", "--output_dir", str(tmp_path),
-        "--max_train_samples", "32", "--max_eval_samples", "24", "--max_length", "32", "--lora_rank", "4",
-        "--lora_alpha", "8", "--per_device_eval_batch_size", "16", "--group_by", "item", "--predict_views", "all",
-        "--raise_errors", "--torch_threads", "1",
-    ]  # fmt: skip
+def test_quick_run_writes_full_row_and_table_and_resumes(tmp_path):
+    flags = (
+        "--dataset synthetic --arms m2a-stochastic --seeds 0 --quick --max_train_samples 32 --max_eval_samples 24 "
+        "--max_length 32 --lora_rank 4 --lora_alpha 8 --per_device_eval_batch_size 16 --group_by item "
+        "--predict_views all --raise_errors --torch_threads 1"
+    )
+    argv = [*flags.split(), "--output_dir", str(tmp_path)]
     threads = torch.get_num_threads()
     try:  # one thread: robust on a CPU shared with other jobs (two threads there can be several times slower)
         rows = run.main(argv)
@@ -127,21 +103,38 @@ def _row(
     arm: str, seed: int, accuracy: float, views: tuple[str, ...], dataset: str = "fdu-mtl", seconds: float = 60.0
 ):
     metrics = {
-        "accuracy": accuracy, "macro_f1": accuracy - 0.01, "rmse": 1 - accuracy, "seen_accuracy": accuracy,
-        "unseen_accuracy": None, "seen_count": 4, "unseen_count": 0,
-    }  # fmt: skip
-    per = {"values": {"books": {"accuracy": accuracy, "count": 2}, "dvd": {"accuracy": accuracy, "count": 2}},
-           "mean_accuracy": accuracy}  # fmt: skip
+        "accuracy": accuracy,
+        "macro_f1": accuracy - 0.01,
+        "rmse": 1 - accuracy,
+        "seen_accuracy": accuracy,
+        "unseen_accuracy": None,
+        "seen_count": 4,
+        "unseen_count": 0,
+    }
+    per = {
+        "values": {"books": {"accuracy": accuracy, "count": 2}, "dvd": {"accuracy": accuracy, "count": 2}},
+        "mean_accuracy": accuracy,
+    }
     return {
-        "status": "ok", "dataset": dataset, "dataset_key": dataset, "protocol": "cpu", "quick": False, "arm": arm,
-        "config_key": f"key-{arm}", "seed": seed, "train_seconds": seconds, "data_sizes": {"train": 8, "test": 4},
+        "status": "ok",
+        "dataset": dataset,
+        "dataset_key": dataset,
+        "protocol": "cpu",
+        "quick": False,
+        "arm": arm,
+        "config_key": f"key-{arm}",
+        "seed": seed,
+        "train_seconds": seconds,
+        "data_sizes": {"train": 8, "test": 4},
         "dev": {"stage1": {"train_runtime_seconds": seconds}},
-        "metrics": {"views": dict.fromkeys(views, metrics),
-                    "per_group": {"attribute": "domain", "views": {views[0]: per}}},
-    }  # fmt: skip
+        "metrics": {
+            "views": dict.fromkeys(views, metrics),
+            "per_group": {"attribute": "domain", "views": {views[0]: per}},
+        },
+    }
 
 
-def test_report_mean_std_delta_per_domain_and_targets(report, tmp_path):
+def test_report_mean_std_delta_per_domain_and_targets(tmp_path):
     rows = [
         _row("lora", 0, 0.80, ("iid",)),
         _row("lora", 1, 0.82, ("iid",)),

@@ -29,13 +29,13 @@ def m2a_hf(*args: str, stdin: str | None = None, cwd: Path | None = None) -> sub
 @pytest.fixture(scope="module")
 def trained_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "model"
-    result = m2a_hf(
-        "train", "--dataset", "synthetic", "--max_train_samples", "96", "--max_eval_samples", "48",
-        "--max_length", "32", "--lora_rank", "4", "--lora_alpha", "8", "--training_view", "stochastic",
-        "--max_steps", "4", "--per_device_train_batch_size", "8", "--eval_strategy", "steps", "--eval_steps", "2",
-        "--save_strategy", "steps", "--save_steps", "2", "--output_dir", str(out), "--disable_tqdm", "True",
-        "--seen_attribute", "user",
-    )  # fmt: skip
+    flags = (
+        "--dataset synthetic --max_train_samples 96 --max_eval_samples 48 --max_length 32 --lora_rank 4 "
+        "--lora_alpha 8 --training_view stochastic --max_steps 4 --per_device_train_batch_size 8 "
+        "--eval_strategy steps --eval_steps 2 --save_strategy steps --save_steps 2 --disable_tqdm True "
+        "--seen_attribute user"
+    )
+    result = m2a_hf("train", *flags.split(), "--output_dir", str(out))
     assert result.returncode == 0, result.stderr[-4000:]
     assert "M2A (fine view)" in result.stdout and "M2A (coarse view)" in result.stdout
     return out
@@ -43,10 +43,10 @@ def trained_dir(tmp_path_factory) -> Path:
 
 def test_train_writes_a_hub_ready_checkpoint(trained_dir):
     files = {p.name for p in trained_dir.iterdir()}
-    expected = {
-        "config.json", "model.safetensors", "configuration_m2a.py", "modeling_m2a.py", "pipeline_m2a.py",
-        "tokenizer.json", "attribute_vocab.json", "README.md", "metrics.json", "training_curves.png",
-    }  # fmt: skip
+    expected = set(
+        "config.json model.safetensors configuration_m2a.py modeling_m2a.py pipeline_m2a.py tokenizer.json "
+        "attribute_vocab.json README.md metrics.json training_curves.png".split()
+    )
     assert expected <= files, expected - files
     config = json.loads((trained_dir / "config.json").read_text())
     assert config["custom_pipelines"]["text-classification"]["impl"] == "pipeline_m2a.M2ATextClassificationPipeline"
@@ -63,10 +63,8 @@ def test_train_writes_a_hub_ready_checkpoint(trained_dir):
 
 def test_evaluate_reports_both_views(trained_dir, tmp_path):
     out_file = tmp_path / "eval.json"
-    result = m2a_hf(
-        "evaluate", "--model_path", str(trained_dir), "--dataset", "synthetic", "--max_eval_samples", "40",
-        "--max_length", "32", "--split", "validation", "--output_file", str(out_file), "--seen_attribute", "user",
-    )  # fmt: skip
+    flags = "--dataset synthetic --max_eval_samples 40 --max_length 32 --split validation --seen_attribute user"
+    result = m2a_hf("evaluate", "--model_path", str(trained_dir), "--output_file", str(out_file), *flags.split())
     assert result.returncode == 0, result.stderr[-4000:]
     metrics = json.loads(out_file.read_text())
     assert set(metrics) == {"fine", "coarse"}

@@ -282,9 +282,8 @@ def test_pipeline_in_process(tiny):
 def test_attribute_value_normalisation():
     from m2a_hf.modeling.pipeline_m2a import normalize_attribute_value, parse_attribute_vocab
 
-    assert [normalize_attribute_value(v) for v in (767, 767.0, " 767 ", torch.tensor(767), 0.5, True)] == [
-        "767", "767", "767", "767", "0.5", "True"
-    ]  # fmt: skip
+    values = (767, 767.0, " 767 ", torch.tensor(767), 0.5, True)
+    assert [normalize_attribute_value(v) for v in values] == ["767", "767", "767", "767", "0.5", "True"]
     brief_format = {"format_version": 1, "attributes": [{"name": "user", "values": ["u1", 2]}]}
     assert parse_attribute_vocab(brief_format) == {"user": ["u1", "2"]}
     assert parse_attribute_vocab(AttributeVocab(VOCAB).to_dict()) == VOCAB

@@ -28,9 +28,13 @@ def test_five_stock_trainer_steps_lower_the_training_loss(
     assert set(train["labels"]) <= set(range(5))
     torch.manual_seed(0)
     model = M2AForSequenceClassification.from_backbone(
-        minilm_path, attributes=vocab.config_attributes(), num_labels=5, lora_rank=8, lora_alpha=16,
+        minilm_path,
+        attributes=vocab.config_attributes(),
+        num_labels=5,
+        lora_rank=8,
+        lora_alpha=16,
         training_view=policy,
-    )  # fmt: skip
+    )
     args = TrainingArguments(
         output_dir=str(tmp_path),
         max_steps=5,
@@ -44,9 +48,13 @@ def test_five_stock_trainer_steps_lower_the_training_loss(
         dataloader_pin_memory=False,
     )
     trainer = Trainer(
-        model=model, args=args, train_dataset=train, eval_dataset=train,
-        data_collator=M2ADataCollator(minilm_tokenizer), processing_class=minilm_tokenizer,
-    )  # fmt: skip
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=train,
+        data_collator=M2ADataCollator(minilm_tokenizer),
+        processing_class=minilm_tokenizer,
+    )
     assert type(trainer) is Trainer
     before = trainer.evaluate()["eval_loss"]
     trainer.train()
@@ -107,16 +115,19 @@ def test_stage2_is_kept_only_if_it_beats_the_stage1_attribute_free_dev_accuracy(
         evaluate_views,
         train_m2a,
         training_arguments,
-    )  # fmt: skip
+    )
 
     data = make_synthetic_reviews(seed=0)
     data = DatasetDict({k: v.select(range(min(len(v), 48))) for k, v in data.items()})
     model_args = ModelArguments(backbone=minilm_path, lora_rank=4, lora_alpha=8)
     data_args = DataArguments(dataset="synthetic", max_length=32, seen_attribute="user")
     args = training_arguments(
-        output_dir=str(tmp_path), num_train_epochs=1, per_device_train_batch_size=16, disable_tqdm=True,
+        output_dir=str(tmp_path),
+        num_train_epochs=1,
+        per_device_train_batch_size=16,
+        disable_tqdm=True,
         learning_rate=1e-3,
-    )  # fmt: skip
+    )
     procedure = ProcedureArguments(stage2_epochs=1, stage2_learning_rate=50.0)
     result = train_m2a(model_args, data_args, args, procedure, data=data)
     dev = result.metrics["stage2_dev_accuracy"]
@@ -157,11 +168,12 @@ def test_no_fine_ablation_reports_seen_and_unseen_by_the_data_not_the_routing(mi
     result = train_m2a(
         ModelArguments(backbone=minilm_path, lora_rank=4, lora_alpha=8, use_fine_view=False),
         DataArguments(dataset="synthetic", max_length=32, seen_attribute="user"),
-        training_arguments(output_dir=str(tmp_path), num_train_epochs=1, per_device_train_batch_size=16,
-                           disable_tqdm=True),
+        training_arguments(
+            output_dir=str(tmp_path), num_train_epochs=1, per_device_train_batch_size=16, disable_tqdm=True
+        ),
         ProcedureArguments(stage2=False),
         data=data,
-    )  # fmt: skip
+    )
     fine, coarse = result.metrics["test"]["fine"], result.metrics["test"]["coarse"]
     assert (fine["seen_count"], fine["unseen_count"]) == (16, 16)
     assert fine == coarse  # without the fine view both views are the same model on the same (dropped) input

@@ -45,18 +45,6 @@ class Arm:
     training: dict[str, Any] = field(default_factory=dict)
     learning_rate: Literal["adapter", "full"] = "adapter"
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "description": self.description,
-            "model": dict(self.model),
-            "data": dict(self.data),
-            "procedure": dict(self.procedure),
-            "training": dict(self.training),
-            "learning_rate": self.learning_rate,
-        }
-
 
 ARMS: dict[str, Arm] = {
     arm.name: arm

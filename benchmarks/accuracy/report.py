@@ -1,6 +1,6 @@
 """Turns the accuracy benchmark's JSON lines into a markdown report and a bar chart.
 
-    python benchmarks/accuracy/report.py outputs/accuracy/results.jsonl [--output report.md] [--png accuracy.png]
+    python -m benchmarks.accuracy.report outputs/accuracy/results.jsonl [--output report.md] [--png accuracy.png]
 
 One table per (dataset, protocol, quick) group: a row per arm and view (M2A arms give the attribute-aware view, M2A†
 after stage 2 and M2A† before it), mean ± sample std over seeds where a row has ≥ 2 seeds, and Δ accuracy against the
@@ -374,10 +374,7 @@ def render(rows: list[dict[str, Any]], source: str = "") -> str:
 def plot(rows: list[dict[str, Any]], path: str | Path) -> bool:
     """Bar chart of test accuracy (mean ± std) per arm and view, one panel per group; False without matplotlib."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # a Figure of its own: no pyplot, no global backend
     except ImportError:
         logger.warning("matplotlib is not installed: no %s", path)
         return False
@@ -387,7 +384,8 @@ def plot(rows: list[dict[str, Any]], path: str | Path) -> bool:
     if not groups:
         return False
     keys = sorted(groups, key=lambda k: (k[2], k[0], k[1]))
-    fig, axes = plt.subplots(len(keys), 1, figsize=(10, 3.6 * len(keys)), squeeze=False)
+    fig = Figure(figsize=(10, 3.6 * len(keys)))
+    axes = fig.subplots(len(keys), 1, squeeze=False)
     for ax, key in zip(axes[:, 0], keys, strict=True):
         entries = aggregate(groups[key])
         means = [100 * (e["metrics"]["accuracy"][0] or 0.0) for e in entries]
@@ -406,7 +404,6 @@ def plot(rows: list[dict[str, Any]], path: str | Path) -> bool:
         ax.set_title(f"{key[0]} · {key[1]}" + (" · QUICK (smoke test)" if key[2] else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True
 
 

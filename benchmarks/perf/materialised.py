@@ -1,7 +1,7 @@
 """The reference implementation's algorithm, rebuilt on top of m2a-hf for the performance comparison (benchmarks only).
 
-What the reference code does per training step (M2A_METHOD.md §1.2, "Fine-grained KronA construction" and
-"Joint-training step"), and what this module reproduces:
+What the reference code (the authors' M2A release: `OurLinear.forward_with_node_mv` and `joint_train_epoch`) does per
+training step, and what this module reproduces:
 
 1. **Materialised Kronecker product.** For every sample `b` and attribute `a` of every adapted Q/V projection, the
    dense update `ΔW_b = C_{a,v_b} ⊗ D_a` is built as a `(batch, in, out)` tensor (`einsum("bql,nm->bqnlm")` then

@@ -1,6 +1,6 @@
 """Markdown table, target checks and bar chart from the benchmark's `results.json`.
 
-python benchmarks/perf/report.py outputs/perf/results.json   # rewrites results.md and perf.png beside it
+python -m benchmarks.perf.report outputs/perf/results.json   # rewrites results.md and perf.png beside it
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def markdown(data: dict[str, Any]) -> str:
     out.append("")
     out.append(
         f"Machine: {machine['cpu_model']}, {machine['available_cores']} cores available "
-        f"({machine['logical_cores']} logical), {machine['memory_gb']} GB; torch {machine['torch']}, "
+        f"({machine['cpu_count']} logical), {machine['memory_gb']} GB; torch {machine['torch']}, "
         f"transformers {machine['transformers']}, peft {machine['peft']}; commit `{(machine['git_commit'] or '?')[:12]}`"
         f"{' (dirty tree)' if machine.get('git_dirty') else ''}. Load average at start {meta['loadavg_start']}, "
         f"at end {meta.get('loadavg_end')}. OMP_WAIT_POLICY: {machine['env_threads'].get('OMP_WAIT_POLICY') or 'unset'}."
@@ -380,10 +380,8 @@ def markdown(data: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------------------------------------------------
 def plot(data: dict[str, Any], path: Path) -> Path | None:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib import colormaps
+        from matplotlib.figure import Figure  # a Figure of its own: no pyplot, no global backend
     except ImportError:
         return None
     runs = [r for r in data["runs"] if "spec" in r]
@@ -395,14 +393,15 @@ def plot(data: dict[str, Any], path: Path) -> Path | None:
     arms = [a for a in ARM_LABELS if any(r["spec"]["arm"] == a for r in grid)]
     sweep = _sweep_runs(runs)
     ncols = 3 + bool(sweep)
-    fig, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 5.0))
+    fig = Figure(figsize=(5.2 * ncols, 5.0))
+    axes = fig.subplots(1, ncols)
     width = 0.8 / max(len(arms), 1)
     panels = [
         ("training step time ÷ LoRA r=128", step_ms, True),
         ("training peak memory (MB)", peak_mb, False),
         ("inference time per batch ÷ LoRA r=128", infer_ms, True),
     ]
-    colors = plt.get_cmap("tab10")
+    colors = colormaps["tab10"]
     for ax, (title, metric, relative) in zip(axes[: len(panels)], panels, strict=True):
         for j, arm in enumerate(arms):
             values = []
@@ -437,7 +436,6 @@ def plot(data: dict[str, Any], path: Path) -> Path | None:
         ax.legend(fontsize=7)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 

@@ -1,7 +1,7 @@
 """Performance benchmark of m2a-hf: training step time, peak memory and inference throughput of M2A's training views
 against peft LoRA, full fine-tuning and the reference's materialised-Kronecker algorithm.
 
-    python benchmarks/perf/run.py --output_dir outputs/perf [--quick]
+    python -m benchmarks.perf.run --output_dir outputs/perf [--quick]
 
 Every configuration runs in its own process (`arms.py`), one after the other, with the same backbone, batch, sequence
 length, seed and thread count. Writes `results.json` (raw, with machine info), `results.md` (table and PASS/MISS lines
@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import logging
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -25,12 +24,9 @@ from typing import Any
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-sys.path.insert(0, str(HERE))
-
-import report  # noqa: E402  (benchmarks/perf/report.py, beside this file)
+from benchmarks import common
+from benchmarks.common import available_cores
+from benchmarks.perf import report
 
 
 logger = logging.getLogger("perf")
@@ -47,22 +43,6 @@ ARM_NAMES = [
 ]
 BASE_USERS = 100
 MALLOC_ENV = {"MALLOC_TRIM_THRESHOLD_": str(2**31 - 1), "MALLOC_MMAP_THRESHOLD_": str(2**30)}
-
-
-def _physical_cores() -> int | None:
-    try:
-        import psutil
-
-        return psutil.cpu_count(logical=False)
-    except ImportError:  # pragma: no cover
-        return None
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -198,8 +178,15 @@ def build_plan(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "attributes": {"user": users, "item": args.num_items},
             }
         )
+    minilm = None
+    if any(spec["backbone"] == "minilm" for spec in plan):
+        from m2a_hf.training import default_backbone
+
+        minilm = default_backbone()
     for spec in plan:
         spec["profile"] = spec["arm"] in args.profile
+        if spec["backbone"] == "minilm":
+            spec["backbone_path"] = minilm
     return plan
 
 
@@ -239,11 +226,13 @@ def run_child(
         spec["profile_path"] = str(out_dir / f"profile-{spec['id']}.txt")
     spec_path.write_text(json.dumps(spec, indent=2))
     result_path.unlink(missing_ok=True)
-    cmd = [sys.executable, str(HERE / "arms.py"), "--spec", str(spec_path), "--result", str(result_path)]
+    cmd = [sys.executable, "-m", "benchmarks.perf.arms", "--spec", str(spec_path), "--result", str(result_path)]
     start = time.perf_counter()
     with open(log_path, "w") as log:
         try:
-            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout, cwd=REPO)
+            proc = subprocess.run(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout, cwd=common.REPO_ROOT
+            )
             returncode = proc.returncode
         except subprocess.TimeoutExpired:
             returncode = None
@@ -263,45 +252,18 @@ def run_child(
     return result
 
 
-def _git(*cmd: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "--no-optional-locks", *cmd], cwd=REPO, capture_output=True, text=True, timeout=30
-        )
-        return out.stdout.strip() if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def machine_info(args: argparse.Namespace) -> dict[str, Any]:
-    import peft
-    import psutil
+    """`benchmarks.common.machine_info` with the git commit, the run's threads and device, and the threading
+    environment of this process and of the children."""
     import torch
-    import transformers
 
-    cpu_model = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu_model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu_model)
-    except OSError:
-        pass
-    dirty = _git("status", "--porcelain", "--", ".")
-    info = {
-        "cpu_model": cpu_model,
-        "logical_cores": os.cpu_count(),
-        "physical_cores": _physical_cores(),
-        "available_cores": available_cores(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "platform": platform.platform(),
-        "libc": " ".join(platform.libc_ver()),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(dirty) if dirty is not None else None,
-        "torch_threads": args.threads,
-        "env_threads": {
+    git = common.git_info()
+    info = common.machine_info()
+    info.update(
+        git_commit=git["commit"],
+        git_dirty=git["dirty"],
+        torch_threads=args.threads,
+        env_threads={
             k: os.environ.get(k)
             for k in (
                 "OMP_NUM_THREADS",
@@ -311,14 +273,13 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
                 "GOMP_SPINCOUNT",
             )
         },
-        "child_env_threads": {
+        child_env_threads={
             k: v for k, v in child_env(args).items() if k.startswith(("OMP_", "MKL_", "OPENBLAS_", "GOMP_", "MALLOC_"))
         },
-        "torch_parallel_info": torch.__config__.parallel_info(),
-        "cuda": torch.cuda.get_device_name(0)
-        if args.device.startswith("cuda") and torch.cuda.is_available()
-        else None,
-    }
+        torch_parallel_info=torch.__config__.parallel_info(),
+    )
+    if not args.device.startswith("cuda"):
+        info["cuda"] = None  # a GPU that the run does not use
     return info
 
 

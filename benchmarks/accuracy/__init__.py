@@ -1,0 +1,1 @@
+"""Accuracy benchmark: `python -m benchmarks.accuracy.run` (training runs), `python -m benchmarks.accuracy.report`."""

@@ -1,0 +1,42 @@
+"""The performance benchmark (benchmarks/perf), imported as a package: the plan of `--quick`, and one tiny run of
+`main` (two arms, each in its own `python -m benchmarks.perf.arms` process) that writes results.json, results.md and
+the chart."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.perf import report, run
+from m2a_hf.training import default_backbone
+
+
+def test_quick_plan_resolves_minilm_once_in_the_parent():
+    plan = run.build_plan(run.parse_args(["--quick"]))
+    ids = [spec["id"] for spec in plan]
+    assert len(ids) == len(set(ids))
+    assert {spec["id"] for spec in plan if spec["backbone"] == "bert-base"} == {
+        "bert-base-s128-lora_r128",
+        "bert-base-s128-m2a_fine",
+        "bert-base-s128-m2a_fine-u100000",
+    }
+    assert sum(spec["backbone"] == "minilm" for spec in plan) == len(run.ARM_NAMES)
+    for spec in plan:  # the child reads MiniLM's folder from its spec instead of importing m2a_hf.training
+        assert spec.get("backbone_path") == (default_backbone() if spec["backbone"] == "minilm" else None)
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_results_report_and_chart(tmp_path):
+    flags = (
+        "--backbones minilm --seq_lens 16 --arms lora_r8 --user_sweep 100 --sweep_backbone minilm --sweep_seq 16 "
+        "--batch_size 2 --warmup 1 --steps 1 --infer_warmup 1 --infer_batches 1 --threads 1 --timeout 300"
+    )
+    assert run.main([*flags.split(), "--output_dir", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert [r["id"] for r in data["runs"]] == ["minilm-s16-lora_r8", "minilm-s16-m2a_fine"]
+    assert all(r["status"] == "ok" and r["params"]["check"] == "ok" for r in data["runs"])
+    machine = data["meta"]["machine"]
+    assert machine["cpu_count"] and machine["git_commit"] and machine["torch_threads"] == 1
+    assert "minilm" in (tmp_path / "results.md").read_text() and (tmp_path / "perf.png").stat().st_size > 0
+    assert report.markdown(data) == (tmp_path / "results.md").read_text()
