@@ -1,6 +1,8 @@
 """Attribute values and names: the normaliser the vocabulary keys on, integer parsing, the reserved column names.
 
 Shared by the loaders (:mod:`m2a_hf.data`), the vocabulary (:mod:`m2a_hf.vocab`), the features and the collator.
+:func:`normalize_attribute_value` is defined once, in the remote code (``modeling/pipeline_m2a.py``, shipped inside
+every checkpoint), and re-exported here, so training and the checkpoint's pipeline key on the same strings.
 """
 
 from __future__ import annotations
@@ -11,47 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
+
+from m2a_hf.modeling.pipeline_m2a import MISSING_VALUE_STRINGS, normalize_attribute_value
 
 
 RESERVED_COLUMNS: frozenset[str] = frozenset(
     {"id", "text", "label", "labels", "input_ids", "attention_mask", "token_type_ids", "attribute_ids", "mlm_labels"}
 )
 """Names an attribute may not take: they are the loaders' own columns or the model's inputs."""
-
-
-def normalize_attribute_value(value: Any) -> str | None:
-    """Turns an attribute value into the string the vocabulary stores, or ``None`` for a missing value.
-
-    ``None``, NaN and empty/blank strings are missing. Integers (and floats with an integral value, which is how
-    pandas reads an integer column with gaps) become their decimal string, so ``767``, ``767.0`` and ``"767"`` all
-    give ``"767"``. Other strings are stripped of surrounding whitespace; anything else is ``str()``-ed.
-
-    Args:
-        value: The raw value.
-
-    Returns:
-        The normalised string, or ``None`` when the value is missing.
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = value.strip()
-        return value or None
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        if math.isnan(value):
-            return None
-        if math.isfinite(value) and float(value).is_integer():
-            return str(int(value))
-        return repr(float(value))
-    if value is pd.NA or value is pd.NaT:
-        return None
-    text = str(value).strip()
-    return text or None
 
 
 def to_integer(value: Any) -> int | None:
@@ -92,4 +61,10 @@ def check_attribute_names(attribute_names: str | Sequence[str]) -> list[str]:
     return names
 
 
-__all__ = ["RESERVED_COLUMNS", "check_attribute_names", "normalize_attribute_value", "to_integer"]
+__all__ = [
+    "MISSING_VALUE_STRINGS",
+    "RESERVED_COLUMNS",
+    "check_attribute_names",
+    "normalize_attribute_value",
+    "to_integer",
+]

@@ -16,6 +16,12 @@ import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
 
+from m2a_hf.modeling.pipeline_m2a import (
+    ATTRIBUTE_VOCAB_FORMAT_NAME,
+    ATTRIBUTE_VOCAB_FORMAT_VERSION,
+    ATTRIBUTE_VOCAB_NAME,
+    parse_attribute_vocab,
+)
 from m2a_hf.values import check_attribute_names, normalize_attribute_value, to_integer
 
 
@@ -28,8 +34,9 @@ class AttributeVocab:
     Ids of an attribute run ``0..n-1``. :meth:`build` assigns them to the training split's values in **sorted
     (lexicographic) order of the normalised strings**, so the vocab does not depend on row order; values added later
     with :meth:`add_values` are appended at the end. Values are stored as strings (see
-    :func:`normalize_attribute_value`), so ``767`` and ``"767"`` are one value. ``None``, empty and unseen values
-    encode to ``-1``.
+    :func:`~m2a_hf.values.normalize_attribute_value`), so ``767``, ``767.0`` and ``"767"`` are one value. Missing
+    values (``None``, NaN, blanks, ``"NaN"``, ``"N/A"``, ...) and unseen values encode to ``-1``. The file format
+    (:meth:`save`, :meth:`load`) is the one the checkpoint's pipeline reads, defined in ``modeling/pipeline_m2a.py``.
 
     Args:
         values: Ordered mapping attribute name -> its values (index = id).
@@ -45,9 +52,9 @@ class AttributeVocab:
         [{'name': 'user', 'num_values': 2}, {'name': 'item', 'num_values': 2}]
     """
 
-    FILE_NAME = "attribute_vocab.json"
-    FORMAT = "m2a-attribute-vocab"
-    FORMAT_VERSION = 1
+    FILE_NAME = ATTRIBUTE_VOCAB_NAME
+    FORMAT = ATTRIBUTE_VOCAB_FORMAT_NAME
+    FORMAT_VERSION = ATTRIBUTE_VOCAB_FORMAT_VERSION
 
     def __init__(self, values: Mapping[str, Sequence[Any]]) -> None:
         if not isinstance(values, Mapping):
@@ -248,17 +255,13 @@ class AttributeVocab:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AttributeVocab:
-        """Inverse of :meth:`to_dict`.
+        """Inverse of :meth:`to_dict`; reads the file format through the remote code's ``parse_attribute_vocab``.
 
         Raises:
-            ValueError: If the dict is not an attribute vocab of a supported version.
+            ValueError: If the dict is not an attribute vocab of a supported version, or lists a missing or
+                repeated value.
         """
-        if not isinstance(data, Mapping) or data.get("format") != cls.FORMAT:
-            raise ValueError(f"not an attribute vocab: expected 'format': {cls.FORMAT!r}.")
-        version = data.get("version")
-        if not isinstance(version, int) or not 1 <= version <= cls.FORMAT_VERSION:
-            raise ValueError(f"attribute vocab version {version!r} not supported; expected 1..{cls.FORMAT_VERSION}.")
-        return cls({entry["name"]: entry["values"] for entry in data["attributes"]})
+        return cls(parse_attribute_vocab(data))
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Writes ``<directory>/attribute_vocab.json`` (creating the directory) and returns its path."""

@@ -14,8 +14,9 @@ Everything between a file on disk and a batch for the model is reachable from he
   one per attr.   ``str``     the attribute value, ``None`` when missing
   ==============  ==========  ====================================================================
 
-  Attribute values are normalised by :func:`normalize_attribute_value` (numbers are ``str()``-ed so that
-  ``767``, ``767.0`` and ``"767"`` are the same value; empty strings become ``None``).
+  Attribute values are normalised by :func:`normalize_attribute_value` (``767``, ``767.0``, ``"767.0"`` and
+  ``"767"`` are the same value ``"767"``; ``None``, NaN, ``pd.NA``, blanks and strings such as ``"NaN"``, ``"null"``
+  or ``"N/A"`` are missing, i.e. ``None``).
 * :func:`split_indices` (:mod:`m2a_hf.data.splits`) is the single seeded 80/10/10 split used by every loader that
   has no official split; :func:`resolve_data_dir` (:mod:`m2a_hf.data.paths`) finds the shared data dir.
 * :class:`AttributeVocab` (:mod:`m2a_hf.vocab`) maps attribute values to ids, built from the **training split
