@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
@@ -71,4 +71,42 @@ def find_file(path: str | os.PathLike[str] | None, subdir: str, names: Sequence[
     raise FileNotFoundError(f"{what} not found; tried {tried}.")
 
 
-__all__ = ["DATA_DIR_ENV", "find_file", "resolve_data_dir"]
+def find_dataset_files(
+    path: str | os.PathLike[str] | None, folder: str, parts: Mapping[str, Sequence[str]], what: str, layout: str
+) -> dict[str, Path]:
+    """Finds the files of a dataset laid out as ``<data_dir>/<folder>/<file>``.
+
+    Each part (e.g. a split) is the first existing file among its candidate names. The folder tried first is
+    ``<path>/<folder>``, then ``path`` itself (so ``path`` may be the dataset's own folder); the first one holding
+    every part wins.
+
+    Args:
+        path: The data dir or the dataset's folder; ``None`` uses :func:`resolve_data_dir`.
+        folder: The dataset's folder in the data dir.
+        parts: Part name -> candidate file names, in order of preference.
+        what: The dataset, for the error message.
+        layout: The expected layout, for the error message.
+
+    Returns:
+        Part name -> file.
+
+    Raises:
+        FileNotFoundError: If no folder holds every part, naming the paths tried and the expected layout.
+    """
+    base = resolve_data_dir(path)
+    tried: list[str] = []
+    for directory in dict.fromkeys((base / folder, base)):
+        found: dict[str, Path] = {}
+        for part, names in parts.items():
+            candidates = [directory / name for name in names]
+            hit = next((candidate for candidate in candidates if candidate.is_file()), None)
+            if hit is None:
+                tried.extend(str(candidate) for candidate in candidates)
+            else:
+                found[part] = hit
+        if len(found) == len(parts):
+            return found
+    raise FileNotFoundError(f"{what} not found; tried {tried}. Expected layout: {layout}.")
+
+
+__all__ = ["DATA_DIR_ENV", "find_dataset_files", "find_file", "resolve_data_dir"]

@@ -11,12 +11,17 @@ import pandas as pd
 from datasets import DatasetDict
 
 from m2a_hf.data.columns import Columns, append_row, build_dataset_dict, empty_columns, parse_label
+from m2a_hf.data.paths import find_dataset_files
 from m2a_hf.data.splits import complete_splits
 
 
 logger = logging.getLogger(__name__)
 
 
+DRUGS_COM_DIR = "drugs-com"
+"""The folder of the data dir holding the UCI files (the named dataset ``drugs-com``)."""
+DRUGS_COM_FILES: dict[str, str] = {"train": "drugsComTrain_raw.tsv", "test": "drugsComTest_raw.tsv"}
+"""The file names of the UCI Drug Review Dataset (Drugs.com), as unzipped; a ``.gz`` of each is read too."""
 _DRUGS_COLUMNS = ("drugName", "condition", "review", "rating")
 
 
@@ -54,7 +59,10 @@ def _read_drugs_file(file: Path) -> Columns:
 
 
 def load_drugs_com(
-    train_path: str | os.PathLike[str], test_path: str | os.PathLike[str] | None = None, *, seed: int = 42
+    train_path: str | os.PathLike[str] | None = None,
+    test_path: str | os.PathLike[str] | None = None,
+    *,
+    seed: int = 42,
 ) -> DatasetDict:
     """Loads the UCI Drugs.com reviews (``drugsComTrain_raw.tsv`` / ``drugsComTest_raw.tsv``).
 
@@ -64,21 +72,40 @@ def load_drugs_com(
     ``rating - 1`` (10 classes); attributes ``drug`` and ``condition``; ``id`` is the uniqueID. Rows with an empty
     review are dropped (logged).
 
-    Splits: with ``test_path``, test is that file and validation is a seeded 10% of the train file
-    (:func:`split_indices` with fractions 0.9/0.1/0); without it, the one file is split 80/10/10.
+    Splits: with a test file, test is that file and validation is a seeded 10% of the train file
+    (:func:`split_indices` with fractions 0.9/0.1/0); with a train file only, it is split 80/10/10.
+
+    Data-dir layout (the named dataset ``drugs-com``; ``train_path`` a folder or ``None``), both files required::
+
+        <data_dir>/drugs-com/drugsComTrain_raw.tsv   (or .tsv.gz)
+        <data_dir>/drugs-com/drugsComTest_raw.tsv    (or .tsv.gz)
 
     Args:
-        train_path: The train TSV (optionally gzip).
-        test_path: The test TSV, if any.
+        train_path: The train TSV (optionally gzip); or the data dir / ``drugs-com`` folder holding both files;
+            ``None`` uses :func:`resolve_data_dir`.
+        test_path: The test TSV, if any (only with a train file).
         seed: Seed of the split.
 
     Returns:
         A DatasetDict with ``train``/``validation``/``test``.
 
     Raises:
-        FileNotFoundError: If a file is missing.
-        ValueError: On a missing column or a rating that is not an integer 1..10.
+        FileNotFoundError: If a file is missing (for a folder: naming the paths tried and the expected layout).
+        ValueError: On a missing column, a rating that is not an integer 1..10, or ``test_path`` with a folder.
     """
+    if train_path is None or Path(train_path).is_dir():
+        if test_path is not None:
+            raise ValueError(
+                f"test_path ({str(test_path)!r}) needs train_path to be the train file, not a folder ({train_path!r})."
+            )
+        files = find_dataset_files(
+            train_path,
+            DRUGS_COM_DIR,
+            {split: (name, name + ".gz") for split, name in DRUGS_COM_FILES.items()},
+            "Drugs.com files",
+            f"<data_dir>/{DRUGS_COM_DIR}/{{{','.join(DRUGS_COM_FILES.values())}}} (optionally .gz)",
+        )
+        train_path, test_path = files["train"], files["test"]
     parts = {}
     for split, path in (("train", train_path), ("test", test_path)):
         if path is None:
@@ -91,4 +118,4 @@ def load_drugs_com(
     return build_dataset_dict(splits, ["drug", "condition"], "Drugs.com")
 
 
-__all__ = ["load_drugs_com"]
+__all__ = ["DRUGS_COM_DIR", "DRUGS_COM_FILES", "load_drugs_com"]

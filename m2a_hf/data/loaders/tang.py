@@ -10,11 +10,20 @@ from datasets import DatasetDict
 
 from m2a_hf.data.columns import SPLITS, append_row, build_dataset_dict, empty_columns, parse_label
 from m2a_hf.data.io import iter_lines
+from m2a_hf.data.paths import find_dataset_files
 
 
 TANG_SENTENCE_SEPARATOR = "<sssss>"
 """The token the Tang et al. (2015) `.ss` files put between sentences (a format marker, not review text)."""
 _SENTENCE_SEPARATOR = re.compile(rf"\s*{re.escape(TANG_SENTENCE_SEPARATOR)}\s*")
+TANG_DATASETS: dict[str, str] = {
+    "yelp-2013": "yelp-2013-seg-20-20.{split}.ss",
+    "yelp-2014": "yelp-2014-seg-20-20.{split}.ss",
+    "imdb": "imdb.{split}.txt.ss",
+}
+"""The named Tang datasets -> their file names (as distributed) in ``<data_dir>/<name>/``; ``{split}`` is ``train``,
+``dev`` or ``test``, and a ``.gz`` of each file is read too."""
+_TANG_SPLITS = ("train", "dev", "test")
 
 
 def load_tang_ss(
@@ -61,4 +70,39 @@ def load_tang_ss(
     return build_dataset_dict(splits, ["user", "product"], "Tang .ss")
 
 
-__all__ = ["TANG_SENTENCE_SEPARATOR", "load_tang_ss"]
+def load_tang_dataset(name: str, path: str | os.PathLike[str] | None = None) -> DatasetDict:
+    """Loads a named Tang et al. (2015) dataset (``yelp-2013``, ``yelp-2014``, ``imdb``) from the data dir.
+
+    Data-dir layout (the files as distributed, each optionally ``.gz``)::
+
+        <data_dir>/yelp-2013/yelp-2013-seg-20-20.{train,dev,test}.ss
+        <data_dir>/yelp-2014/yelp-2014-seg-20-20.{train,dev,test}.ss
+        <data_dir>/imdb/imdb.{train,dev,test}.txt.ss
+
+    The three files are read by :func:`load_tang_ss` (dev becomes ``validation``).
+
+    Args:
+        name: A key of :data:`TANG_DATASETS`.
+        path: The data dir, or the dataset's own folder; ``None`` uses :func:`resolve_data_dir`.
+
+    Returns:
+        A DatasetDict with ``train``/``validation``/``test``.
+
+    Raises:
+        ValueError: On an unknown name.
+        FileNotFoundError: If a file is missing, naming the paths tried and the expected layout.
+    """
+    if name not in TANG_DATASETS:
+        raise ValueError(f"unknown Tang dataset {name!r}; expected one of {list(TANG_DATASETS)}.")
+    pattern = TANG_DATASETS[name]
+    files = find_dataset_files(
+        path,
+        name,
+        {split: (pattern.format(split=split), pattern.format(split=split) + ".gz") for split in _TANG_SPLITS},
+        f"Tang {name} files",
+        f"<data_dir>/{name}/{pattern.format(split='{' + ','.join(_TANG_SPLITS) + '}')} (optionally .gz)",
+    )
+    return load_tang_ss(*(files[split] for split in _TANG_SPLITS))
+
+
+__all__ = ["TANG_DATASETS", "TANG_SENTENCE_SEPARATOR", "load_tang_dataset", "load_tang_ss"]
