@@ -28,6 +28,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -55,39 +57,74 @@ CUSTOM_PIPELINES = {
 _UNSET = object()
 
 
-def normalize_attribute_value(value: Any) -> str | None:
-    """The string an attribute value is looked up as, or None for a missing value (same rule as `m2a_hf.data`).
+MISSING_VALUE_STRINGS: frozenset[str] = frozenset(
+    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA"}
+    | {"NULL", "NaN", "NaT", "None", "n/a", "nan", "null"}
+)
+"""Strings that mean "no value": the ones `pandas.read_csv` reads as missing by default, plus `NaT`."""
+_DECIMAL = re.compile(r"([+-]?[0-9]+)\.([0-9]*)")
 
-    Strings are stripped (empty means missing); integers, and floats with an integral value, become their decimal
-    string (`767`, `767.0` and `"767"` are one value); NaN is missing; anything else is `str()`-ed.
+
+def normalize_attribute_value(value: Any) -> str | None:
+    """The string an attribute value is looked up as, or `None` for a missing value (unknown id -1).
+
+    The single definition of the rule: `m2a_hf` (loaders, `AttributeVocab`) imports it from here, so training and
+    this pipeline key on the same strings.
+
+    - Missing (`None`): `None`, float NaN (`float("nan")`, `np.nan`), `pd.NA`, `pd.NaT`, and the strings of
+      `MISSING_VALUE_STRINGS` after stripping (`""`, blanks, `"NaN"`, `"nan"`, `"None"`, `"null"`, `"NULL"`, `"N/A"`,
+      `"NA"`, `"<NA>"`, ...; case-sensitive, as in pandas). Every missing value is unknown, never a value of its own.
+    - Numbers: integers and integral floats give the decimal integer (`767`, `767.0`, `np.float32(767)` -> `"767"`,
+      as pandas reads an integer column with gaps); other floats give `repr` (`1.5` -> `"1.5"`, `inf` -> `"inf"`).
+    - Strings are stripped of surrounding whitespace. A decimal number written with a point loses its trailing
+      fractional zeros, and the point when nothing is left (`"767.0"` -> `"767"`, `"1.50"` -> `"1.5"`), so a column
+      read as text matches the same column read as numbers; the integer part is kept as written (`"0767"` and
+      `"0767.0"` -> `"0767"`). Other strings are kept as they are (`"1e3"`, `"u17"`).
+    - Booleans give `"True"` / `"False"` (what pandas writes to a CSV, so a bool column read back as text matches);
+      they are not merged with `1` / `0`.
+    - numpy scalars and 0-d tensors are unwrapped with `.item()` first; anything else is `str()`-ed and then
+      treated as a string.
     """
     if value is None:
         return None
-    if hasattr(value, "item") and callable(value.item) and not isinstance(value, (str, bytes)):
+    if not isinstance(value, (str, bool, int, float)) and callable(getattr(value, "item", None)):
         try:  # numpy scalars, 0-d tensors
             value = value.item()
         except (TypeError, ValueError):
             pass
     if isinstance(value, str):
-        return value.strip() or None
+        return _normalize_text(value)
     if isinstance(value, bool):
-        return str(value)
+        return str(bool(value))
     if isinstance(value, int):
-        return str(value)
+        return str(int(value))
     if isinstance(value, float):
+        value = float(value)  # np.float64 is a float whose repr is "np.float64(...)"
         if math.isnan(value):
             return None
-        if math.isfinite(value) and value.is_integer():
-            return str(int(value))
-        return repr(value)
-    return str(value).strip() or None
+        return str(int(value)) if value.is_integer() else repr(value)
+    return _normalize_text(str(value))
+
+
+def _normalize_text(text: str) -> str | None:
+    text = str(text).strip()  # str(): np.str_ -> str
+    if text in MISSING_VALUE_STRINGS:
+        return None
+    if "." in text:
+        match = _DECIMAL.fullmatch(text)
+        if match is not None:
+            whole, fraction = match.group(1), match.group(2).rstrip("0")
+            return f"{whole}.{fraction}" if fraction else whole
+    return text
 
 
 def parse_attribute_vocab(vocab: Mapping[str, Any]) -> dict[str, list[str]]:
     """Validate an attribute vocabulary (`attribute_vocab.json`) and return `{name: [value_0, value_1, ...]}`.
 
     Accepted: `{"format_version": 1, "attributes": [{"name": "user", "values": ["u1", ...]}, ...]}` and the form
-    `m2a_hf.data.AttributeVocab.save` writes, `{"format": "m2a-attribute-vocab", "version": 1, "attributes": [...]}`.
+    `m2a_hf.vocab.AttributeVocab.save` writes, `{"format": "m2a-attribute-vocab", "version": 1, "attributes": [...]}`.
+    The single reader of the file format: `AttributeVocab.from_dict` calls it too. Values are normalised with
+    `normalize_attribute_value`; one that is missing, or a repeat of an earlier one, is an error (ids are positions).
     """
     if not isinstance(vocab, Mapping):
         raise ValueError(f"the attribute vocabulary must be a JSON object, got {type(vocab).__name__}.")
@@ -101,7 +138,7 @@ def parse_attribute_vocab(vocab: Mapping[str, Any]) -> dict[str, list[str]]:
         version = vocab.get("format_version")
     if version != ATTRIBUTE_VOCAB_FORMAT_VERSION:
         raise ValueError(
-            f"attribute vocabulary version is {version!r}; this pipeline reads version {ATTRIBUTE_VOCAB_FORMAT_VERSION}."
+            f"attribute vocabulary version {version!r} is not supported; expected {ATTRIBUTE_VOCAB_FORMAT_VERSION}."
         )
     entries = vocab.get("attributes")
     if not isinstance(entries, list):
@@ -115,10 +152,17 @@ def parse_attribute_vocab(vocab: Mapping[str, Any]) -> dict[str, list[str]]:
             raise ValueError(f"attribute vocabulary: attribute {name!r} is listed twice.")
         if not isinstance(values, list):
             raise ValueError(f"attribute vocabulary: `values` of {name!r} must be a list.")
-        values = [normalize_attribute_value(v) for v in values]
-        if any(v is None for v in values) or len(set(values)) != len(values):
-            raise ValueError(f"attribute vocabulary: attribute {name!r} has missing or duplicate values.")
-        out[name] = values
+        normalised = [normalize_attribute_value(v) for v in values]
+        missing = [raw for raw, value in zip(values, normalised, strict=True) if value is None]
+        if missing:
+            raise ValueError(f"attribute vocabulary: attribute {name!r} lists missing value(s) {missing[:5]}.")
+        repeated = sorted(value for value, count in Counter(normalised).items() if count > 1)
+        if repeated:
+            raise ValueError(
+                f"attribute vocabulary: attribute {name!r} lists value(s) {repeated[:5]} more than once (duplicates "
+                "after normalisation)."
+            )
+        out[name] = normalised
     return out
 
 
@@ -325,6 +369,7 @@ __all__ = [
     "ATTRIBUTE_VOCAB_NAME",
     "CUSTOM_PIPELINES",
     "PIPELINE_TASK",
+    "MISSING_VALUE_STRINGS",
     "M2ATextClassificationPipeline",
     "normalize_attribute_value",
     "parse_attribute_vocab",

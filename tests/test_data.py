@@ -32,6 +32,7 @@ from m2a_hf.data import (
     load_fdu_mtl,
     load_named_dataset,
     load_table,
+    load_tang_dataset,
     load_tang_ss,
     normalize_attribute_value,
     prepare_dataset,
@@ -389,8 +390,77 @@ def test_load_named_dataset(shared_data, tmp_path):
     _table_frame().to_csv(tmp_path / "lamps.csv", index=False)
     table = load_named_dataset(tmp_path / "lamps.csv", text_column="body", label_column="stars", label_offset=1)
     assert table["train"].num_rows == 24
-    with pytest.raises(ValueError, match="unknown dataset 'imdb'"):
-        load_named_dataset("imdb")
+    with pytest.raises(ValueError, match="unknown dataset 'yelp-2015'"):
+        load_named_dataset("yelp-2015")
+
+
+def _tang_lines(prefix: str, count: int, high: int) -> str:
+    sep = TANG_SENTENCE_SEPARATOR  # made-up sentences
+    return "".join(
+        f"{prefix}u{i % 3}\t\tp{i % 2}\t\t{i % high + 1}\t\tthe {prefix} soup {i} . {sep} fine .\n"
+        for i in range(count)
+    )
+
+
+def test_named_tang_datasets(tmp_path):
+    """`yelp-2013` / `yelp-2014` / `imdb` are found in the documented layout, plain or gzip."""
+    (tmp_path / "yelp-2013").mkdir()
+    (tmp_path / "imdb").mkdir()
+    for split, count in (("train", 6), ("dev", 2), ("test", 3)):
+        (tmp_path / "yelp-2013" / f"yelp-2013-seg-20-20.{split}.ss").write_text(_tang_lines("y", count, 5))
+        _write_gz(tmp_path / "imdb" / f"imdb.{split}.txt.ss.gz", _tang_lines("i", count, 10))
+    yelp = load_named_dataset("Yelp-2013", data_dir=tmp_path)
+    assert [yelp[split].num_rows for split in SPLITS] == [6, 2, 3]
+    assert yelp["train"][1] == {
+        "id": "train:2",
+        "text": "the y soup 1 . fine .",
+        "label": 1,
+        "user": "yu1",
+        "product": "p1",
+    }
+    assert load_tang_dataset("yelp-2013", tmp_path / "yelp-2013")["test"]["id"] == yelp["test"]["id"]  # dataset folder
+    imdb = load_named_dataset("imdb", data_dir=tmp_path)
+    assert [imdb[split].num_rows for split in SPLITS] == [6, 2, 3] and max(imdb["train"]["label"]) == 5
+    with pytest.raises(FileNotFoundError) as error:
+        load_named_dataset("yelp_2014", data_dir=tmp_path)
+    message = str(error.value)
+    assert str(tmp_path / "yelp-2014" / "yelp-2014-seg-20-20.train.ss") in message
+    assert "Expected layout: <data_dir>/yelp-2014/yelp-2014-seg-20-20.{train,dev,test}.ss" in message
+    (tmp_path / "imdb" / "imdb.dev.txt.ss.gz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"imdb\.dev\.txt\.ss'.*imdb\.dev\.txt\.ss\.gz'"):
+        load_named_dataset("imdb", data_dir=tmp_path)
+
+
+def test_named_drugs_com_dataset(tmp_path, monkeypatch):
+    """`drugs-com` reads both UCI files from `<data_dir>/drugs-com/`; a missing one is named with the layout."""
+    folder = tmp_path / "drugs-com"
+    folder.mkdir()
+    _drugs_tsv(folder / "drugsComTrain_raw.tsv", _drug_rows(0, 30))
+    test = _drugs_tsv(folder / "drugsComTest_raw.tsv", _drug_rows(100, 5), unnamed_first=False)
+    dsd = load_named_dataset("drugs.com", data_dir=tmp_path, seed=0)
+    assert [dsd[split].num_rows for split in SPLITS] == [27, 3, 5]
+    assert dsd["test"]["id"] == ["1100", "1101", "1102", "1103", "1104"]
+    assert load_drugs_com(folder, seed=0)["train"]["id"] == dsd["train"]["id"]
+    monkeypatch.setenv("M2A_DATA_DIR", str(tmp_path))
+    assert load_drugs_com(seed=0)["validation"]["id"] == dsd["validation"]["id"]
+    with pytest.raises(ValueError, match="test_path"):
+        load_drugs_com(folder, test)
+    test.unlink()
+    with pytest.raises(FileNotFoundError) as error:
+        load_named_dataset("drugs-com", data_dir=tmp_path)
+    assert str(folder / "drugsComTest_raw.tsv") in str(error.value)
+    assert "<data_dir>/drugs-com/{drugsComTrain_raw.tsv,drugsComTest_raw.tsv}" in str(error.value)
+
+
+def test_cli_data_arguments_load_named_tang_dataset(tmp_path):
+    """`m2a-hf train --dataset yelp-2014 --data_dir ...` goes through `load_data`, which takes the new names."""
+    from m2a_hf.training import DataArguments, load_data
+
+    (tmp_path / "yelp-2014").mkdir()
+    for split in ("train", "dev", "test"):
+        (tmp_path / "yelp-2014" / f"yelp-2014-seg-20-20.{split}.ss").write_text(_tang_lines("z", 4, 5))
+    data = load_data(DataArguments(dataset="yelp-2014", data_dir=str(tmp_path)))
+    assert [data[split].num_rows for split in SPLITS] == [4, 4, 4] and "user" in data["train"].column_names
 
 
 # ---------------------------------------------------------------------------------------------------------------

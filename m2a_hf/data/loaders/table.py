@@ -1,0 +1,217 @@
+"""Any table (CSV / TSV / JSON / JSON lines / Parquet, DataFrame, Dataset, DatasetDict) as a loader's DatasetDict."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from datasets import Dataset, DatasetDict
+
+from m2a_hf.data.columns import (
+    Columns,
+    append_row,
+    build_dataset_dict,
+    empty_columns,
+    join_text,
+    num_rows,
+    parse_label,
+)
+from m2a_hf.data.io import columns_from_frame, read_table_file
+from m2a_hf.data.splits import complete_splits, split_columns
+from m2a_hf.values import check_attribute_names, normalize_attribute_value, to_integer
+
+
+logger = logging.getLogger(__name__)
+
+
+_SPLIT_ALIASES: dict[str, str] = {
+    "train": "train",
+    "training": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "test": "test",
+    "testing": "test",
+}
+
+
+def _canonical_split(name: Any) -> str | None:
+    """``train``, ``validation`` or ``test`` for a split name or alias (case-insensitive), else ``None``."""
+    return _SPLIT_ALIASES.get(str(name).strip().lower())
+
+
+def _label_converter(
+    label_offset: int, label_map: Sequence[Any] | Mapping[Any, int] | None, num_labels: int | None
+) -> Callable[[Any, str], int]:
+    """A function ``(value, where) -> class index`` for :func:`load_table`'s label options."""
+    if label_map is None:
+        if isinstance(label_offset, bool) or not isinstance(label_offset, int):
+            raise ValueError(f"label_offset must be an integer, got {label_offset!r}.")
+        high = None if num_labels is None else label_offset + num_labels - 1
+
+        def convert(value: Any, where: str) -> int:
+            return parse_label(value, low=label_offset, high=high, where=where, what="label") - label_offset
+
+        return convert
+    if label_offset != 0:
+        raise ValueError(f"give either label_offset ({label_offset!r}) or label_map, not both.")
+    if isinstance(label_map, Mapping):
+        mapping = {}
+        for key, index in label_map.items():
+            if to_integer(index) is None or to_integer(index) < 0:
+                raise ValueError(f"label_map[{key!r}] = {index!r}; expected a non-negative integer class index.")
+            mapping[normalize_attribute_value(key)] = to_integer(index)
+    elif isinstance(label_map, Sequence) and not isinstance(label_map, str):
+        mapping = {normalize_attribute_value(key): index for index, key in enumerate(label_map)}
+    else:
+        raise ValueError(f"label_map must be a list of label values or a mapping value -> index, got {label_map!r}.")
+    if num_labels is not None and any(index >= num_labels for index in mapping.values()):
+        raise ValueError(f"label_map {label_map!r} has indices >= num_labels ({num_labels}).")
+    known = list(mapping)
+
+    def convert_mapped(value: Any, where: str) -> int:
+        key = normalize_attribute_value(value)
+        if key not in mapping:
+            shown = known if len(known) <= 20 else [*known[:20], "..."]
+            raise ValueError(f"{where}: label {value!r} is not in label_map; expected one of {shown}.")
+        return mapping[key]
+
+    return convert_mapped
+
+
+def load_table(
+    source: str | os.PathLike[str] | Dataset | DatasetDict | pd.DataFrame,
+    *,
+    text_column: str | Sequence[str],
+    label_column: str,
+    attribute_columns: Sequence[str] | Mapping[str, str] = (),
+    label_offset: int = 0,
+    label_map: Sequence[Any] | Mapping[Any, int] | None = None,
+    num_labels: int | None = None,
+    split_column: str | None = None,
+    id_column: str | None = None,
+    seed: int = 42,
+) -> DatasetDict:
+    """Loads any table (CSV / TSV / JSON / JSON lines / Parquet file, DataFrame, Dataset or DatasetDict).
+
+    Splits, in order of preference: the splits of a DatasetDict (``train``, ``validation``/``dev``/``valid``/
+    ``val``, ``test``; other split names are ignored with a warning); else the values of ``split_column`` (same
+    names, case-insensitive); else the seeded 80/10/10 of :func:`split_indices` over the rows in source order. A
+    missing validation (or test) split is carved as a seeded 10% of train.
+
+    Labels: ``label = value - label_offset`` (integral values, checked against ``num_labels`` when given), or, with
+    ``label_map``, the value's position in a list / its value in a mapping (keys compared after
+    :func:`normalize_attribute_value`). Rows with an empty text are dropped (logged).
+
+    Args:
+        source: A file path (format from the suffix, optional ``.gz`` for the text formats), a DataFrame, a Dataset
+            or a DatasetDict.
+        text_column: The text column, or several joined with ``". "`` (e.g. ``["summary", "reviewText"]``).
+        label_column: The label column.
+        attribute_columns: Attribute columns; a mapping renames them (``{"user": "reviewerID"}``).
+        label_offset: Subtracted from integral labels (1 for 1..5 ratings).
+        label_map: Alternative to ``label_offset``: a list of label values (index = class) or a value -> class map.
+        num_labels: Number of classes; labels outside ``0..num_labels-1`` raise.
+        split_column: Column holding each row's split name.
+        id_column: Column to use as ``id``; default ``<split>:<row number>``.
+        seed: Seed of the split.
+
+    Returns:
+        A DatasetDict with ``train``/``validation``/``test``.
+
+    Raises:
+        ValueError: On a missing column (the available ones are listed), an unknown split value, or a bad label.
+    """
+    if isinstance(attribute_columns, Mapping):
+        renames = {str(name): str(column) for name, column in attribute_columns.items()}
+    else:
+        names = [attribute_columns] if isinstance(attribute_columns, str) else list(attribute_columns)
+        renames = {str(name): str(name) for name in names}
+    attribute_names = check_attribute_names(list(renames))
+    text_columns = [text_column] if isinstance(text_column, str) else list(text_column)
+    if not text_columns:
+        raise ValueError("text_column must name at least one column.")
+    convert = _label_converter(label_offset, label_map, num_labels)
+
+    if isinstance(source, DatasetDict):
+        raw_parts: dict[str | None, Columns] = {}
+        for name, dataset in source.items():
+            split = _canonical_split(name)
+            if split is None:
+                logger.warning("load_table: ignoring split %r (not train/validation/dev/test).", name)
+                continue
+            if split in raw_parts:
+                raise ValueError(f"DatasetDict has two splits that both mean {split!r}: {list(source)}.")
+            raw_parts[split] = dataset.to_dict()
+        description = "DatasetDict"
+    else:
+        if isinstance(source, Dataset):
+            table, description = source.to_dict(), "Dataset"
+        elif isinstance(source, pd.DataFrame):
+            table, description = columns_from_frame(source), "DataFrame"
+        else:
+            file = Path(source)
+            if not file.is_file():
+                raise FileNotFoundError(f"table file {str(file)!r} does not exist.")
+            table, description = read_table_file(file), file.name
+        raw_parts = {None: table}
+
+    needed = [*text_columns, label_column, *renames.values()]
+    if split_column is not None and None in raw_parts:
+        needed.append(split_column)
+    if id_column is not None:
+        needed.append(id_column)
+    for split, table in raw_parts.items():
+        missing = [column for column in dict.fromkeys(needed) if column not in table]
+        if missing:
+            where = description if split is None else f"{description} split {split!r}"
+            raise ValueError(f"{where}: missing column(s) {missing}; available columns: {list(table)}.")
+
+    parts: dict[str, Columns] = {}
+    dropped = total = 0
+    for split, table in raw_parts.items():
+        n = num_rows(table)
+        targets: list[str | None]
+        if split is not None:
+            targets = [split] * n
+        elif split_column is not None:
+            targets = []
+            for row, value in enumerate(table[split_column]):
+                canonical = _canonical_split(value)
+                if canonical is None:
+                    raise ValueError(
+                        f"{description}: row {row}: {split_column} = {value!r}; expected one of "
+                        f"{sorted(_SPLIT_ALIASES)} (case-insensitive)."
+                    )
+                targets.append(canonical)
+        else:
+            targets = ["train"] * n
+        for row in range(n):
+            total += 1
+            text = join_text(*(table[column][row] for column in text_columns))
+            if not text:
+                dropped += 1
+                continue
+            target = targets[row]
+            where = f"{description}: " + (f"split {split!r} row {row}" if split is not None else f"row {row}")
+            label = convert(table[label_column][row], where)
+            row_id = str(table[id_column][row]) if id_column is not None else f"{split or 'row'}:{row}"
+            columns = parts.setdefault(target, empty_columns(attribute_names))
+            append_row(columns, row_id, text, label, {name: table[col][row] for name, col in renames.items()})
+    if dropped:
+        logger.info("%s: dropped %d of %d rows with an empty text.", description, dropped, total)
+    if not parts:
+        raise ValueError(f"{description}: no rows with a non-empty text.")
+    if split_column is None and None in raw_parts:
+        splits = split_columns(parts["train"], seed=seed)
+    else:
+        splits = complete_splits(parts, seed=seed, source=description)
+    return build_dataset_dict(splits, attribute_names, description)
+
+
+__all__ = ["load_table"]
