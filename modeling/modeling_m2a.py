@@ -16,7 +16,7 @@ The fine adapter is the Kronecker product ΔW = C ⊗ D applied in factorised fo
 x·(C ⊗ D) = vec(Cᵀ X D), so no (in × out) matrix — let alone one per sample — is ever built.
 
 Views: per-sample routing (default), `view="coarse"` (NN†: every attribute unknown), `view="iid"` (coarse LoRA
-alone). Training policies (`config.training_view`): `joint` runs NN and NN† on every sample in one batched pass,
+alone). Training policies (`config.training_policy`): `joint` runs NN and NN† on every sample in one batched pass,
 `stochastic` routes each sample to one of them, `fine` / `coarse` run one.
 """
 
@@ -377,7 +377,7 @@ class M2ASequenceClassifierOutput(ModelOutput):
     """Output of `M2AForSequenceClassification`.
 
     Args:
-        loss (`torch.FloatTensor` of shape `(1,)`, *optional*): training objective of the configured view policy
+        loss (`torch.FloatTensor` of shape `(1,)`, *optional*): training objective of the configured training policy
             (classification + α·MLM [+ λ·NN† + β·KL]) in training; classification loss in evaluation.
         logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`): per-sample routed view (NN).
         coarse_logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*): NN† logits (`joint` only).
@@ -611,7 +611,7 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         """Build an M2A classifier on the pretrained encoder at `backbone` (local path or Hub repo id).
 
         Loads the encoder's weights (and its MLM head when the checkpoint has one), freezes them, and adds the
-        adapters. `overrides` are `M2AConfig` fields (`lora_rank=8`, `training_view="stochastic"`, ...).
+        adapters. `overrides` are `M2AConfig` fields (`lora_rank=8`, `training_policy="stochastic"`, ...).
         """
         backbone = str(backbone)
         backbone_config = AutoConfig.from_pretrained(backbone)
@@ -930,7 +930,7 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         self._check_labels(labels, mlm_labels, shape)
         config = self.config
         training = self.training and labels is not None and view is None
-        policy = ("coarse" if self.training_stage == 2 else config.training_view) if training else None
+        policy = ("coarse" if self.training_stage == 2 else config.training_policy) if training else None
         use_mlm = training and mlm_labels is not None and config.mlm_weight > 0
         if use_mlm and input_ids is not None:
             if config.mask_token_id is None:

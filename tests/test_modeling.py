@@ -3,6 +3,7 @@ stage, gradient checkpointing, remote-code reload and input validation."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -210,7 +211,7 @@ def test_gradient_checkpointing_gives_same_loss_and_gradients(minilm_path, batch
     def run(checkpointing: bool):
         torch.manual_seed(0)
         model = M2AForSequenceClassification.from_backbone(
-            minilm_path, attributes=ATTRS, num_labels=3, lora_rank=4, training_view=policy, kl_weight=0.5
+            minilm_path, attributes=ATTRS, num_labels=3, lora_rank=4, training_policy=policy, kl_weight=0.5
         )
         perturb(model)
         if checkpointing:  # what Trainer(gradient_checkpointing=True) calls (non-reentrant by default)
@@ -241,9 +242,9 @@ def test_joint_loss_is_fine_plus_lambda_coarse(model, batch):
     inputs = _train_batch(enc, attribute_ids)
     model.train()
     joint = model(**inputs)
-    model.config.training_view = "fine"
+    model.config.training_policy = "fine"
     fine = model(**inputs)
-    model.config.training_view = "coarse"
+    model.config.training_policy = "coarse"
     coarse = model(**inputs)
     torch.testing.assert_close(joint.loss, fine.loss + 0.5 * coarse.loss, rtol=1e-4, atol=1e-5)
     model.eval()
@@ -315,6 +316,23 @@ def test_save_and_reload_through_auto_classes_without_m2a_hf(model, batch, tmp_p
         timeout=300,
     )
     assert "REMOTE-OK" in result.stdout, result.stderr[-3000:]
+
+
+def test_config_json_with_training_view_loads_as_training_policy(tmp_path):
+    tiny = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    M2AConfig(backbone_config=tiny, attributes={"user": 3}, training_policy="stochastic").save_pretrained(tmp_path)
+    path = tmp_path / "config.json"
+    data = json.loads(path.read_text())
+    data["training_view"] = data.pop("training_policy")  # a config.json written before the rename
+    path.write_text(json.dumps(data))
+    with pytest.warns(FutureWarning, match=r"`training_view` is deprecated and was renamed `training_policy`"):
+        config = M2AConfig.from_pretrained(tmp_path)
+    assert config.training_policy == "stochastic" and config.training_view == "stochastic"
+    config.save_pretrained(tmp_path / "again")
+    saved = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert saved["training_policy"] == "stochastic" and "training_view" not in saved
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match=r"disagree; pass only `training_policy`"):
+        M2AConfig(backbone_config=tiny, training_policy="fine", training_view="coarse")
 
 
 # ---------------------------------------------------------------------------------------------- other backbones
@@ -393,9 +411,9 @@ def test_bad_labels_view_and_config_raise_clear_errors(model, batch):
         )
     tiny = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
     with pytest.raises(
-        ValueError, match=r"`training_view` must be one of \['joint', 'stochastic', 'fine', 'coarse'\]"
+        ValueError, match=r"`training_policy` must be one of \['joint', 'stochastic', 'fine', 'coarse'\]"
     ):
-        M2AConfig(backbone_config=tiny, training_view="both")
+        M2AConfig(backbone_config=tiny, training_policy="both")
     with pytest.raises(ValueError, match=r"attribute 'user': `num_values` must be an integer >= 0, got -3"):
         M2AConfig(backbone_config=tiny, attributes={"user": -3})
     with pytest.raises(ValueError, match=r"`stage` must be 1"):

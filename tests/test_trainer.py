@@ -29,7 +29,7 @@ def test_five_stock_trainer_steps_lower_the_training_loss(
     torch.manual_seed(0)
     model = M2AForSequenceClassification.from_backbone(
         minilm_path, attributes=vocab.config_attributes(), num_labels=5, lora_rank=8, lora_alpha=16,
-        training_view=policy,
+        training_policy=policy,
     )  # fmt: skip
     args = TrainingArguments(
         output_dir=str(tmp_path),

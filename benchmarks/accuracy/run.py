@@ -213,7 +213,7 @@ def parse_args(argv: list[str] | None = None):
             name = token[2:].split("=", 1)[0].replace("-", "_")
             if name not in names and name.startswith("no_"):
                 name = name[3:]
-            explicit.add(name)
+            explicit.add("training_policy" if name == "training_view" else name)  # the deprecated flag's field
     return (*parsed, explicit)
 
 
@@ -535,7 +535,7 @@ def resolved_model_config(result, config: RunConfig) -> dict[str, Any]:
     keys = (
         "lora_rank", "lora_alpha", "lora_dropout", "attribute_lora_rank", "attribute_lora_alpha", "m2a_target_modules",
         "lora_target_modules", "value_embedding_dim", "kron_factors", "mlm_weight", "coarse_weight", "kl_weight",
-        "kl_temperature", "training_view", "stochastic_coarse_prob", "full_finetune", "train_layer_norms",
+        "kl_temperature", "training_policy", "stochastic_coarse_prob", "full_finetune", "train_layer_norms",
         "train_mlm_head", "classifier_dropout",
     )  # fmt: skip
     if config.arm.kind == "m2a":
