@@ -1,7 +1,7 @@
 """Train M2A with the stock `transformers.Trainer`, step by step.
 
 Stage 1 trains the multi-grained adapters jointly (early stopping on dev accuracy of the attribute-aware view);
-stage 2 trains only the unknown-value modules on the coarse view (early stopping on dev accuracy with the attributes
+stage 2 trains only the unknown LoRAs on the coarse view (early stopping on dev accuracy with the attributes
 dropped). Both views are evaluated on the test split, split into seen / unseen attribute values, and the final
 checkpoint is saved Hub-ready (weights + remote code, tokenizer, attribute vocabulary, metrics, model card).
 
@@ -72,7 +72,7 @@ def main() -> None:
     trainer.train()
     metrics = {"stage1": evaluate_views(trainer, features["test"], names, data_args.seen_attribute)}
 
-    # Stage 2: only the unknown-value (c') modules, on the coarse view; dev = attributes dropped.
+    # Stage 2: only the unknown LoRAs, on the coarse view; dev = attributes dropped.
     model.set_stage(2)
     stage2_args = dataclasses.replace(args, output_dir=str(Path(args.output_dir) / "stage2"))
     trainer = trainer_for(stage2_args, drop_attributes(features["validation"]))

@@ -1,4 +1,4 @@
-"""Training M2A with the stock `transformers.Trainer`: stage 1 (joint), stage 2 (coarse unknown-value modules only),
+"""Training M2A with the stock `transformers.Trainer`: stage 1 (joint), stage 2 (the unknown LoRAs only),
 evaluation of the attribute-aware and attribute-free views, and the plain-LoRA baseline for comparison.
 
 Everything here is a thin layer over `Trainer`/`TrainingArguments`: no Trainer subclass, no custom loop. The model
@@ -62,7 +62,7 @@ class ModelArguments:
     lora_rank: int | None = field(default=None, metadata={"help": "Coarse/plain LoRA rank (reference: 128)."})
     lora_alpha: float | None = field(default=None, metadata={"help": "LoRA alpha (reference: 256)."})
     lora_dropout: float | None = field(default=None, metadata={"help": "LoRA dropout (reference: 0.1)."})
-    attribute_lora_rank: int | None = field(default=None, metadata={"help": "Rank of the unknown-value LoRAs."})
+    attribute_lora_rank: int | None = field(default=None, metadata={"help": "Rank of the unknown LoRAs."})
     value_embedding_dim: int | None = field(default=None, metadata={"help": "Per-value embedding size."})
     mlm_weight: float | None = field(default=None, metadata={"help": "alpha: masked-LM loss weight (0.5)."})
     coarse_weight: float | None = field(default=None, metadata={"help": "lambda: NN-dagger loss weight (0.5)."})
@@ -121,7 +121,7 @@ class ProcedureArguments:
     """How M2A is trained around the stock Trainer: early stopping and the second (coarse-only) stage."""
 
     early_stopping_patience: int = field(default=3, metadata={"help": "Evaluations without dev gain before stop."})
-    stage2: bool = field(default=True, metadata={"help": "Continue training the unknown-value modules alone."})
+    stage2: bool = field(default=True, metadata={"help": "Continue training the unknown LoRAs alone."})
     stage2_epochs: float | None = field(default=None, metadata={"help": "Epochs of stage 2 (default: as stage 1)."})
     stage2_learning_rate: float | None = field(default=None, metadata={"help": "LR of stage 2 (default: as stage 1)."})
     baseline: bool = field(default=False, metadata={"help": "Also train the plain peft-LoRA baseline (IID)."})
@@ -326,7 +326,7 @@ def train_m2a(
     """Train M2A end to end and save a Hub-ready checkpoint in `training_args.output_dir`.
 
     Stage 1 trains NN and NN† jointly (or by the configured view policy) with early stopping on dev accuracy of the
-    attribute-aware view; stage 2 trains only the unknown-value modules on the coarse view with early stopping on
+    attribute-aware view; stage 2 trains only the unknown LoRAs on the coarse view with early stopping on
     dev accuracy of the attribute-free view, and (as in the reference) is kept only if it beats the stage-1 model's
     attribute-free dev accuracy, else the stage-1 modules are restored (`metrics["stage2_dev_accuracy"]`). The test split is evaluated in both views after each stage. The output
     directory gets the model (weights, config, remote code), tokenizer, `attribute_vocab.json`, `metrics.json`, a
@@ -388,11 +388,11 @@ def train_m2a(
                     if name in stage1_state:
                         param.copy_(stage1_state[name])
         logger.info("Stage 2: attribute-free dev accuracy %.4f -> %.4f; %s.", before, after,
-                    "kept" if kept else "no gain, the stage-1 unknown-value modules are restored")  # fmt: skip
+                    "kept" if kept else "no gain, the stage-1 unknown LoRAs are restored")  # fmt: skip
         model.set_stage(1)
         history += [{**entry, "stage": 2} for entry in trainer.state.log_history]
         metrics["stage2_dev_accuracy"] = {"before": before, "after": after, "kept": kept}
-        # stage 2 trains only the unknown-value modules: if it was not kept nothing changed; if every test row has
+        # stage 2 trains only the unknown LoRAs: if it was not kept nothing changed; if every test row has
         # every value known the fine view cannot have changed. Such results are reused instead of identical passes.
         all_known = bool((np.asarray(features["test"]["attribute_ids"]) >= 0).all())
         views = () if not kept else ("coarse",) if all_known else VIEWS

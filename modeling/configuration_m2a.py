@@ -96,7 +96,7 @@ class M2AConfig(PretrainedConfig):
 
         y = W x + s·B A x                                  (coarse view: shared LoRA, always on)
               + Σ_a [ x·(C_{a,v_b} ⊗ D_a)   if the value v_b of attribute a is known   (fine view, Kronecker)
-                      s_a·B_a A_a x         if it is unknown (-1) ]                     (coarse c' LoRA)
+                      s_a·B_a A_a x         if it is unknown (-1) ]                     (unknown LoRA)
 
     Args:
         backbone_config (`PretrainedConfig` or `dict`):
@@ -114,9 +114,10 @@ class M2AConfig(PretrainedConfig):
         lora_dropout (`float`, *optional*, defaults to 0.1):
             Dropout on the input of the LoRA branches.
         attribute_lora_rank (`int`, *optional*):
-            Rank of each attribute's coarse "unknown value" (c') LoRA. Defaults to `lora_rank`.
+            Rank of each attribute's unknown LoRA (the coarse module used when its value is unknown; the paper's
+            w^(a,c′)). Defaults to `lora_rank`.
         attribute_lora_alpha (`float`, *optional*):
-            Scaling numerator of the c' LoRAs. Defaults to `lora_alpha`.
+            Scaling numerator of the unknown LoRAs. Defaults to `lora_alpha`.
         m2a_target_modules (`list[str]`, *optional*, defaults to `["query", "value"]`):
             Module-name suffixes of the linear layers that get the multi-grained adapter.
         lora_target_modules (`list[str]`, *optional*, defaults to `["attention.output.dense", "intermediate.dense"]`):

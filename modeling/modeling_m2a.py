@@ -10,10 +10,12 @@ Every adapted linear layer (`M2ALinear`, a drop-in `nn.Linear`, so the backbone'
             │                                                       │
             │   per sample b, per attribute a:                      ├──► y
             ├─ value v known:   X ↦ C_{a,v}ᵀ · X · D_a  (fine)  ───┤  C_{a,v} = G_a · e_{a,v}  (p×s, generated)
-            └─ value unknown:   dropout ─ A_a ─ B_a ·(α/r) (c') ───┘  D_a shared by the values  (q×t)
+            └─ value unknown:   dropout ─ A_a ─ B_a ·(α/r) ────────┘  D_a shared by the values  (q×t)
+                                (unknown LoRA, `m2a_unknown_lora_*`)
 
 The fine adapter is the Kronecker product ΔW = C ⊗ D applied in factorised form: with x reshaped to X (p×q),
-x·(C ⊗ D) = vec(Cᵀ X D), so no (in × out) matrix — let alone one per sample — is ever built.
+x·(C ⊗ D) = vec(Cᵀ X D), so no (in × out) matrix — let alone one per sample — is ever built. The unknown LoRA of an
+attribute is the paper's coarse module w^(a,c′).
 
 Views: per-sample routing (default), `view="coarse"` (NN†: every attribute unknown), `view="iid"` (coarse LoRA
 alone). Training policies (`config.training_policy`): `joint` runs NN and NN† on every sample in one batched pass,
@@ -56,6 +58,9 @@ AUTO_MAP = {
     "AutoModel": "modeling_m2a.M2AModel",
     "AutoModelForSequenceClassification": "modeling_m2a.M2AForSequenceClassification",
 }
+# Parameter names of checkpoints written before the unknown LoRAs were named `m2a_unknown_lora_*`, as `from_pretrained`
+# `key_mapping` patterns (old name -> new name).
+LEGACY_KEY_MAPPING = {"m2a_attr_A": "m2a_unknown_lora_A", "m2a_attr_B": "m2a_unknown_lora_B"}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -95,8 +100,8 @@ Rows = slice | torch.Tensor | None  # None: no row; slice: a contiguous range (s
 
 @dataclass
 class _AttributeRoute:
-    fine_rows: Rows  # rows whose value is known
-    coarse_rows: Rows  # rows whose value is unknown (c' LoRA)
+    fine_rows: Rows  # rows whose value is known (fine adapter)
+    coarse_rows: Rows  # rows whose value is unknown (unknown LoRA)
     embeddings: torch.Tensor | None  # (n_fine, E) value embeddings of the fine rows
 
 
@@ -151,7 +156,7 @@ def _add_parts(out: torch.Tensor, parts: list[tuple[Rows, torch.Tensor]]) -> tor
 # The adapted linear layer
 # ----------------------------------------------------------------------------------------------------------------------
 class M2ALinear(nn.Linear):
-    """A frozen `nn.Linear` with a coarse LoRA and, when `num_attributes > 0`, per-attribute c' LoRAs and fine
+    """A frozen `nn.Linear` with a coarse LoRA and, when `num_attributes > 0`, per-attribute unknown LoRAs and fine
     Kronecker adapters. Parameters: `weight`/`bias` (the backbone's, unchanged names) and `m2a_*` adapters."""
 
     def __init__(
@@ -180,13 +185,13 @@ class M2ALinear(nn.Linear):
         if num_attributes:
             attribute_rank = attribute_rank or rank
             attribute_alpha = attribute_alpha if attribute_alpha is not None else alpha
-            self.attribute_scaling = attribute_alpha / attribute_rank
+            self.unknown_scaling = attribute_alpha / attribute_rank
             p, q, s, t = kron_shapes(in_features, out_features, kron_factors)
             self.kron_shape = (p, q, s, t)
             # Order of the two small contractions: pick the cheaper one per token.
             self._c_first = s * p * q + s * q * t <= p * q * t + p * s * t
-            self.m2a_attr_A = nn.Parameter(torch.empty(num_attributes, attribute_rank, in_features))
-            self.m2a_attr_B = nn.Parameter(torch.empty(num_attributes, out_features, attribute_rank))
+            self.m2a_unknown_lora_A = nn.Parameter(torch.empty(num_attributes, attribute_rank, in_features))
+            self.m2a_unknown_lora_B = nn.Parameter(torch.empty(num_attributes, out_features, attribute_rank))
             self.m2a_fine_gen = nn.Parameter(torch.empty(num_attributes, embedding_dim, p * s))
             self.m2a_fine_shared = nn.Parameter(torch.empty(num_attributes, q, t))
         self.reset_adapter_parameters()
@@ -199,15 +204,16 @@ class M2ALinear(nn.Linear):
         nn.init.zeros_(self.m2a_lora_B)
         if self.num_attributes:
             for i in range(self.num_attributes):
-                nn.init.kaiming_uniform_(self.m2a_attr_A[i], a=math.sqrt(5))
+                nn.init.kaiming_uniform_(self.m2a_unknown_lora_A[i], a=math.sqrt(5))
                 nn.init.kaiming_uniform_(self.m2a_fine_gen[i].T, a=math.sqrt(5))
                 nn.init.kaiming_uniform_(self.m2a_fine_shared[i], a=math.sqrt(5))
-            nn.init.zeros_(self.m2a_attr_B)
+            nn.init.zeros_(self.m2a_unknown_lora_B)
 
     def adapter_parameters(self) -> dict[str, nn.Parameter]:
+        """The layer's adapter parameters by name (coarse LoRA; with attributes also unknown LoRAs and fine)."""
         names = ["m2a_lora_A", "m2a_lora_B"]
         if self.num_attributes:
-            names += ["m2a_attr_A", "m2a_attr_B", "m2a_fine_gen", "m2a_fine_shared"]
+            names += ["m2a_unknown_lora_A", "m2a_unknown_lora_B", "m2a_fine_gen", "m2a_fine_shared"]
         return {n: getattr(self, n) for n in names}
 
     def fine_delta(self, x: torch.Tensor, factor_c: torch.Tensor, factor_d: torch.Tensor) -> torch.Tensor:
@@ -227,10 +233,13 @@ class M2ALinear(nn.Linear):
         return y.reshape(n, length, s * t)
 
     def coarse_delta_weight(self, include_unknown: bool) -> torch.Tensor:
-        """Dense (out, in) update of the coarse view: s·BA (+ Σ_a s_a·B_a A_a when every value is unknown)."""
+        """Dense (out, in) update of the coarse view: s·BA (+ Σ_a s_a·B_a A_a, every unknown LoRA, when every value is
+        unknown)."""
         delta = self.scaling * (self.m2a_lora_B @ self.m2a_lora_A)
         if include_unknown and self.num_attributes:
-            delta = delta + self.attribute_scaling * torch.einsum("aor,ari->oi", self.m2a_attr_B, self.m2a_attr_A)
+            delta = delta + self.unknown_scaling * torch.einsum(
+                "aor,ari->oi", self.m2a_unknown_lora_B, self.m2a_unknown_lora_A
+            )
         return delta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -245,10 +254,14 @@ class M2ALinear(nn.Linear):
 
         all_unknown = all(r.fine_rows is None for r in state.attributes)
         if all_unknown:
-            # NN† for the whole batch: one fused low-rank product over [A; A_1; ...] and [s·B, s_a·B_1, ...].
-            lora_a = torch.cat([self.m2a_lora_A, self.m2a_attr_A.flatten(0, 1)], dim=0)
+            # NN† for the whole batch: one fused low-rank product over [A; A_1; ...] and [s·B, s_a·B_1, ...]
+            # (the coarse LoRA and every unknown LoRA).
+            lora_a = torch.cat([self.m2a_lora_A, self.m2a_unknown_lora_A.flatten(0, 1)], dim=0)
             lora_b = torch.cat(
-                [self.scaling * self.m2a_lora_B, self.attribute_scaling * self.m2a_attr_B.permute(1, 0, 2).flatten(1)],
+                [
+                    self.scaling * self.m2a_lora_B,
+                    self.unknown_scaling * self.m2a_unknown_lora_B.permute(1, 0, 2).flatten(1),
+                ],
                 dim=1,
             )
             out = out + F.linear(F.linear(h, lora_a), lora_b)
@@ -258,7 +271,9 @@ class M2ALinear(nn.Linear):
                 parts: list[tuple[Rows, torch.Tensor]] = []
                 if route.coarse_rows is not None:
                     hs = _select(h, route.coarse_rows)
-                    d = self.attribute_scaling * F.linear(F.linear(hs, self.m2a_attr_A[a]), self.m2a_attr_B[a])
+                    d = self.unknown_scaling * F.linear(
+                        F.linear(hs, self.m2a_unknown_lora_A[a]), self.m2a_unknown_lora_B[a]
+                    )
                     parts.append((route.coarse_rows, d))
                 if route.fine_rows is not None:
                     p, _, s, _ = self.kron_shape
@@ -429,6 +444,13 @@ class M2APreTrainedModel(PreTrainedModel):
         self.config.custom_pipelines = copy.deepcopy(CUSTOM_PIPELINES)
         return super().save_pretrained(save_directory, *args, **kwargs)
 
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
+        """`PreTrainedModel.from_pretrained`, also reading checkpoints whose unknown LoRAs are still named
+        `m2a_attr_A`/`m2a_attr_B` (see `LEGACY_KEY_MAPPING`; a `key_mapping` passed in is applied as well)."""
+        kwargs["key_mapping"] = {**LEGACY_KEY_MAPPING, **(kwargs.get("key_mapping") or {})}
+        return super().from_pretrained(*args, **kwargs)
+
 
 class M2AModel(M2APreTrainedModel):
     """The backbone encoder with M2A adapters; returns the encoder's hidden states.
@@ -540,8 +562,8 @@ class M2AModel(M2APreTrainedModel):
     ) -> BaseModelOutput | tuple:
         r"""
         attribute_ids (`torch.LongTensor` of shape `(batch_size, num_attributes)`):
-            Value id of each attribute in `config.attribute_names` order; `-1` means unknown (that attribute's coarse
-            c' LoRA is used instead of the fine adapter).
+            Value id of each attribute in `config.attribute_names` order; `-1` means unknown (that attribute's
+            unknown LoRA is used instead of the fine adapter).
         view (`str`, *optional*):
             `None`/`"fine"`: per-sample routing; `"coarse"`: every attribute treated as unknown (NN†); `"iid"`: the
             coarse LoRA alone.
@@ -680,11 +702,11 @@ class M2AForSequenceClassification(M2APreTrainedModel):
 
     # ------------------------------------------------------------------ trainable parameters and stages
     def adapter_parameter_names(self, stage: int = 1) -> list[str]:
-        """Names of the parameters M2A trains (stage 1), or only the c' unknown-value LoRAs (stage 2)."""
+        """Names of the parameters M2A trains (stage 1), or only the unknown LoRAs (stage 2)."""
         names = []
         for layer_name, layer in self.m2a.adapted_layers():
             for pname in layer.adapter_parameters():
-                if stage == 1 or pname.startswith("m2a_attr_"):
+                if stage == 1 or pname.startswith("m2a_unknown_lora_"):
                     names.append(f"m2a.backbone.{layer_name}.{pname}")
         if stage == 1:
             names += [n for n, _ in self.named_parameters() if n.startswith(("m2a.value_embeddings.", "classifier."))]
@@ -698,11 +720,9 @@ class M2AForSequenceClassification(M2APreTrainedModel):
 
     def set_stage(self, stage: int) -> None:
         """Stage 1: joint training of adapters, value embeddings, heads (and LayerNorms), or everything when
-        `full_finetune`. Stage 2 ("continue learning"): only the c' unknown-value LoRAs train, on the coarse view."""
+        `full_finetune`. Stage 2 ("continue learning"): only the unknown LoRAs train, on the coarse view."""
         if stage not in (1, 2):
-            raise ValueError(
-                f"`stage` must be 1 (joint training) or 2 (coarse unknown-value modules only), got {stage!r}."
-            )
+            raise ValueError(f"`stage` must be 1 (joint training) or 2 (the unknown LoRAs only), got {stage!r}.")
         self.training_stage = stage
         if stage == 1 and self.config.full_finetune:
             trainable = None
@@ -715,7 +735,8 @@ class M2AForSequenceClassification(M2APreTrainedModel):
             word_embeddings.requires_grad_(False)
 
     def num_parameters_by_group(self) -> dict[str, int]:
-        """Parameter counts: total, trainable, and per adapter kind (for reports and the closed-form check)."""
+        """Parameter counts: total, trainable, and per adapter kind (`coarse_lora`: `m2a_lora_*`, `unknown_lora`:
+        `m2a_unknown_lora_*`, `fine`: `m2a_fine_*`, `value_embeddings`), for reports and the closed-form check."""
         groups = {"total": 0, "trainable": 0, "coarse_lora": 0, "unknown_lora": 0, "fine": 0, "value_embeddings": 0}
         for name, param in self.named_parameters():
             n = param.numel()
@@ -723,7 +744,7 @@ class M2AForSequenceClassification(M2APreTrainedModel):
             groups["trainable"] += n if param.requires_grad else 0
             if ".m2a_lora_" in name:
                 groups["coarse_lora"] += n
-            elif ".m2a_attr_" in name:
+            elif ".m2a_unknown_lora_" in name:
                 groups["unknown_lora"] += n
             elif ".m2a_fine_" in name:
                 groups["fine"] += n
@@ -832,7 +853,7 @@ class M2AForSequenceClassification(M2APreTrainedModel):
 
     @torch.no_grad()
     def export_coarse(self, save_directory: str | os.PathLike | None = None) -> PreTrainedModel:
-        """Fold the coarse view (shared LoRA + every unknown-value LoRA + plain LoRAs) into the backbone and return (and
+        """Fold the coarse view (shared LoRA + every unknown LoRA + plain LoRAs) into the backbone and return (and
         save, if a directory is given) a standard `AutoModelForSequenceClassification` of the backbone's own
         architecture. It loads without remote code and its logits equal this model's `view="coarse"` logits."""
         backbone_config = copy.deepcopy(self.config.backbone_config)

@@ -1,5 +1,5 @@
 """The M2A model on real MiniLM weights: factorised Kronecker adapter, per-sample routing, trainable parameters per
-stage, gradient checkpointing, remote-code reload and input validation."""
+stage, gradient checkpointing, remote-code reload, old checkpoints and input validation."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import textwrap
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import BertConfig, RobertaConfig, RobertaForMaskedLM
 
 from m2a_hf import M2AConfig, M2AForSequenceClassification, M2ALinear
-from m2a_hf.modeling import kron_shapes
+from m2a_hf.modeling import M2AModel, kron_shapes
 
 
 ATTRS = {"user": 7, "item": 5}
@@ -163,7 +164,7 @@ def test_only_intended_parameters_get_gradients_stage1(model, batch):
     assert trainable == set(model.adapter_parameter_names(1))
     got = _grad_names(model)
     assert got <= trainable
-    assert any(".m2a_fine_gen" in n for n in got) and any(".m2a_attr_A" in n for n in got)
+    assert any(".m2a_fine_gen" in n for n in got) and any(".m2a_unknown_lora_A" in n for n in got)
     assert any("value_embeddings" in n for n in got) and any(n.startswith("classifier.") for n in got)
     assert any("LayerNorm" in n for n in got) and any(n.startswith("mlm_head.") for n in got)
     # the frozen backbone: no query/key/value weight, no word embedding
@@ -177,16 +178,16 @@ def test_stage2_trains_only_unknown_value_loras_and_keeps_fine_view(model, batch
     model.train()
     model(**_train_batch(enc, attribute_ids)).loss.backward()
     got = _grad_names(model)
-    assert got and all(".m2a_attr_" in n for n in got)
+    assert got and all(".m2a_unknown_lora_" in n for n in got)
     assert {n for n, p in model.named_parameters() if p.requires_grad} == set(model.adapter_parameter_names(2))
-    # Changing the c' modules leaves the all-known (fine) view untouched
+    # Changing the unknown LoRAs leaves the all-known (fine) view untouched
     known = torch.tensor([[1, 2]] * 4)
     model.eval()
     with torch.no_grad():
         before = model(**enc, attribute_ids=known).logits
         for layer in model.modules():
             if isinstance(layer, M2ALinear) and layer.num_attributes:
-                layer.m2a_attr_B.add_(0.1)
+                layer.m2a_unknown_lora_B.add_(0.1)
         after = model(**enc, attribute_ids=known).logits
     torch.testing.assert_close(before, after)
     model.set_stage(1)
@@ -316,6 +317,26 @@ def test_save_and_reload_through_auto_classes_without_m2a_hf(model, batch, tmp_p
         timeout=300,
     )
     assert "REMOTE-OK" in result.stdout, result.stderr[-3000:]
+
+
+def test_checkpoint_with_the_old_unknown_lora_names_loads(model, batch, tmp_path):
+    """Checkpoints written before the rename name the unknown LoRAs `m2a_attr_A` / `m2a_attr_B`."""
+    enc, attribute_ids = batch
+    perturb(model)
+    model.eval()
+    model.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    old = {k.replace(".m2a_unknown_lora_", ".m2a_attr_"): v for k, v in load_file(weights).items()}
+    assert any(k.endswith(".m2a_attr_A") for k in old) and not any("unknown_lora" in k for k in old)
+    save_file(old, weights, metadata={"format": "pt"})
+    reloaded = M2AForSequenceClassification.from_pretrained(tmp_path).eval()
+    encoder = M2AModel.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        for view, ids in ((None, attribute_ids), ("coarse", None)):
+            expected = model(**enc, attribute_ids=ids, view=view).logits
+            assert torch.equal(reloaded(**enc, attribute_ids=ids, view=view).logits, expected), view
+        hidden = model.m2a(**enc, attribute_ids=attribute_ids).last_hidden_state
+        assert torch.equal(encoder(**enc, attribute_ids=attribute_ids).last_hidden_state, hidden)
 
 
 def test_config_json_with_training_view_loads_as_training_policy(tmp_path):

@@ -136,7 +136,7 @@ def test_stage2_is_kept_only_if_it_beats_the_stage1_attribute_free_dev_accuracy(
 
 
 def test_no_fine_ablation_reports_seen_and_unseen_by_the_data_not_the_routing(minilm_path, tmp_path):
-    """The `use_fine_view=False` ablation routes every sample to the unknown-value modules, but "seen" still means the
+    """The `use_fine_view=False` ablation routes every sample to the unknown LoRAs, but "seen" still means the
     test sample's user occurred in training, so its seen/unseen split is comparable with the other arms'."""
     from datasets import DatasetDict
 

@@ -96,7 +96,7 @@ ARMS: dict[str, Arm] = {
             "m2a-no-fine",
             "m2a",
             "Ablation '− fine-grained view (all)': every attribute value unknown, so only the coarse modules "
-            "(shared LoRA + per-attribute unknown-value LoRAs) train and predict.",
+            "(shared LoRA + per-attribute unknown LoRAs) train and predict.",
             model={"training_policy": "coarse", "use_fine_view": False},
         ),
         Arm(

@@ -16,7 +16,7 @@ Arms (see README.md for what each one measures):
     m2a_joint              M2A, training_policy="joint"       (NN and NN† in one batched pass)
     m2a_stochastic         M2A, training_policy="stochastic"  (each sample routed to NN or NN†)
     m2a_fine               M2A, training_policy="fine"        (single view, every value known)
-    m2a_unknown            M2A, training_policy="fine" with every attribute id -1 (the c' LoRAs, NN†)
+    m2a_unknown            M2A, training_policy="fine" with every attribute id -1 (the unknown LoRAs, NN†)
     materialised           the reference's algorithm (materialised.py): dense C⊗D per sample, two forwards, full MLM
 """
 
@@ -343,7 +343,7 @@ def m2a_fine(spec: dict) -> Arm:
 
 
 def m2a_unknown(spec: dict) -> Arm:
-    """M2A single view with every attribute id -1: the coarse c' LoRAs replace the fine adapters (NN†), MLM on."""
+    """M2A single view with every attribute id -1: the unknown LoRAs replace the fine adapters (NN†), MLM on."""
     return _m2a_arm(spec, "fine", unknown=True)
 
 
