@@ -423,7 +423,7 @@ def render_model_card(
         language: Language code(s).
         tags: Extra tags.
         adapter_only: The repository holds `adapter_config.json` + `adapter_model.safetensors` (from
-            `save_adapter`) rather than a full checkpoint: the usage section shows `from_adapter`.
+            `m2a_hf.adapters.save_adapter`) rather than a full checkpoint: the usage section shows `from_adapter`.
         template_path: Another Jinja template (defaults to the packaged `model_card.md`).
     """
     config = _config_of(config_like)
@@ -729,15 +729,17 @@ def push_adapter_to_hub(
     revision: str | None = None,
     **card_kwargs: Any,
 ):
-    """Upload an adapter-only checkpoint (`model.save_adapter`: adapter config + weights, no backbone) with its card
+    """Upload an adapter-only checkpoint (`save_adapter`: adapter config + weights, no backbone) with its card
     and `attribute_vocab.json`, as one commit. Loading it needs `m2a_hf` (`M2AForSequenceClassification.from_adapter`)."""
     from huggingface_hub import HfApi
+
+    from m2a_hf.adapters import save_adapter
 
     api = HfApi(token=token)
     repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
     card_kwargs.setdefault("repo_id", repo_url.repo_id)
     with tempfile.TemporaryDirectory(prefix="m2a-adapter-push-") as tmp:
-        model.save_adapter(tmp)
+        save_adapter(model, tmp)
         if attribute_vocab is not None:
             write_attribute_vocab(tmp, attribute_vocab)
         card = card or render_model_card(model, adapter_only=True, **card_kwargs)

@@ -30,6 +30,7 @@ from transformers import (
     set_seed,
 )
 
+from m2a_hf.adapters import num_parameters_by_group
 from m2a_hf.data import DATASET_NAMES, AttributeVocab, M2ADataCollator, load_named_dataset, prepare_dataset
 from m2a_hf.hub import save_for_hub
 from m2a_hf.metrics import compute_metrics, metrics_by_seen, seen_mask_from_attribute_ids
@@ -345,7 +346,7 @@ def train_m2a(
     test_seen = _seen_mask(features["test"], names, data_args.seen_attribute)
     if not model_args.use_fine_view:  # ablation: every value unknown, so only the coarse modules ever run
         features = DatasetDict({k: drop_attributes(v) for k, v in features.items()})
-    logger.info("M2A trainable parameters: %s", model.num_parameters_by_group())
+    logger.info("M2A trainable parameters: %s", num_parameters_by_group(model))
     collator = M2ADataCollator(tokenizer, mlm_probability=data_args.mlm_probability)
     trainer = _trainer(
         model, training_args, features["train"], features["validation"], tokenizer, collator,
@@ -355,7 +356,7 @@ def train_m2a(
     predictions: dict[str, np.ndarray] = {}
     metrics: dict[str, Any] = {
         "attributes": dict(zip(vocab.names, vocab.sizes, strict=True)),
-        "num_parameters": model.num_parameters_by_group(),
+        "num_parameters": num_parameters_by_group(model),
         "stage1": evaluate_views(
             trainer, features["test"], names, data_args.seen_attribute, predictions=predictions, seen=test_seen
         ),

@@ -1,6 +1,8 @@
 """M2A: Multi-Attribute Multi-Grained Adaptation of a frozen pre-trained encoder (AAAI 2025).
 
 Self-contained (torch + transformers only): this file is copied into every saved checkpoint and runs as remote code.
+It holds what loading, inference and the training forward need; everything else (building a model on a pretrained
+backbone, adapter-only checkpoints, exports, parameter counts) lives in the `m2a_hf` library.
 
 Every adapted linear layer (`M2ALinear`, a drop-in `nn.Linear`, so the backbone's weight names are unchanged):
 
@@ -33,13 +35,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForMaskedLM,
-    AutoModelForSequenceClassification,
-    PreTrainedModel,
-)
+from transformers import AutoModel, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput, logging
@@ -50,8 +46,6 @@ from .pipeline_m2a import CUSTOM_PIPELINES
 
 logger = logging.get_logger(__name__)
 
-ADAPTER_CONFIG_NAME = "adapter_config.json"
-ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
 VIEWS = (None, "fine", "coarse", "iid")
 AUTO_MAP = {
     "AutoConfig": "configuration_m2a.M2AConfig",
@@ -232,16 +226,6 @@ class M2ALinear(nn.Linear):
             y = torch.einsum("nlpt,nps->nlst", z, factor_c)  # (n, L, s, t)
         return y.reshape(n, length, s * t)
 
-    def coarse_delta_weight(self, include_unknown: bool) -> torch.Tensor:
-        """Dense (out, in) update of the coarse view: s·BA (+ Σ_a s_a·B_a A_a, every unknown LoRA, when every value is
-        unknown)."""
-        delta = self.scaling * (self.m2a_lora_B @ self.m2a_lora_A)
-        if include_unknown and self.num_attributes:
-            delta = delta + self.unknown_scaling * torch.einsum(
-                "aor,ari->oi", self.m2a_unknown_lora_B, self.m2a_unknown_lora_A
-            )
-        return delta
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.linear(x, self.weight, self.bias)
         state = self._router.state if self._router is not None else None
@@ -351,7 +335,7 @@ def _inject_adapters(backbone: nn.Module, config: M2AConfig, router: _Router) ->
 # ----------------------------------------------------------------------------------------------------------------------
 class M2AClassificationHead(nn.Module):
     """dropout → dense → tanh → dropout → out_proj on the first token (the RoBERTa head; equal to BERT's pooler +
-    classifier, which lets `export_coarse` write a plain checkpoint of either architecture)."""
+    classifier, which lets `m2a_hf.adapters.export_coarse` write a plain checkpoint of either architecture)."""
 
     def __init__(self, hidden_size: int, num_labels: int, dropout: float) -> None:
         super().__init__()
@@ -599,9 +583,9 @@ class M2AModel(M2APreTrainedModel):
 class M2AForSequenceClassification(M2APreTrainedModel):
     """M2A encoder + classification head (+ MLM head for the masked-LM term).
 
-    Build one from a pretrained backbone with `from_backbone`, train it with the stock `transformers.Trainer`, save it
-    with `save_pretrained` and load it anywhere with
-    `AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)`.
+    Build one on a pretrained backbone with `m2a_hf` (`M2AForSequenceClassification.from_backbone`, available once
+    `m2a_hf` is imported), train it with the stock `transformers.Trainer`, save it with `save_pretrained` and load it
+    anywhere with `AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)`.
     """
 
     keys_to_ignore_at_inference = ["coarse_logits", "mlm_loss", "hidden_states", "attentions"]
@@ -618,87 +602,6 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         self.training_stage = 1
         self.post_init()
         self.set_stage(1)
-
-    # ------------------------------------------------------------------ construction from a pretrained backbone
-    @classmethod
-    def from_backbone(
-        cls,
-        backbone: str | os.PathLike,
-        attributes: Any = None,
-        num_labels: int = 2,
-        *,
-        id2label: dict[int, str] | None = None,
-        **overrides: Any,
-    ) -> M2AForSequenceClassification:
-        """Build an M2A classifier on the pretrained encoder at `backbone` (local path or Hub repo id).
-
-        Loads the encoder's weights (and its MLM head when the checkpoint has one), freezes them, and adds the
-        adapters. `overrides` are `M2AConfig` fields (`lora_rank=8`, `training_policy="stochastic"`, ...).
-        """
-        backbone = str(backbone)
-        backbone_config = AutoConfig.from_pretrained(backbone)
-        mask_token_id = overrides.pop("mask_token_id", None)
-        if mask_token_id is None:
-            mask_token_id = _mask_token_id(backbone)
-        if id2label is not None:
-            id2label = {int(k): str(v) for k, v in id2label.items()}
-            label_kwargs = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
-        else:
-            label_kwargs = {"num_labels": num_labels}
-        config = M2AConfig(
-            backbone_config=backbone_config,
-            attributes=attributes,
-            mask_token_id=mask_token_id,
-            **label_kwargs,
-            **overrides,
-        )
-        model = cls(config)
-        model.load_backbone_weights(backbone)
-        model.name_or_path = backbone
-        model.config.base_model_name_or_path = backbone
-        return model
-
-    @torch.no_grad()
-    def load_backbone_weights(self, backbone: str | os.PathLike) -> None:
-        """Copy pretrained encoder (and MLM-head) weights from `backbone` into this model."""
-        verbosity = logging.get_verbosity()
-        logging.set_verbosity_error()  # the masked-LM load report lists the pooler etc.; we report what matters
-        try:
-            try:
-                pretrained, info = AutoModelForMaskedLM.from_pretrained(str(backbone), output_loading_info=True)
-                encoder = pretrained.base_model
-            except ValueError:  # architecture without a masked-LM class
-                pretrained, info = AutoModel.from_pretrained(str(backbone), output_loading_info=True), None
-                encoder = pretrained[0] if isinstance(pretrained, tuple) else pretrained
-        finally:
-            logging.set_verbosity(verbosity)
-        state = {k: v for k, v in encoder.state_dict().items() if not k.startswith("pooler.")}
-        result = self.m2a.backbone.load_state_dict(state, strict=False)
-        unexpected = list(result.unexpected_keys)
-        missing = [k for k in result.missing_keys if ".m2a_" not in k]
-        if missing or unexpected:
-            raise ValueError(
-                f"backbone weights from {backbone!s} do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}."
-            )
-        head_loaded = False
-        if info is not None:
-            missing_head = [k for k in info["missing_keys"] if not k.endswith("decoder.weight")]
-            head = [m for n, m in pretrained.named_children() if m is not encoder]
-            linears = [m for h in head for m in h.modules() if isinstance(m, nn.Linear)]
-            norms = [m for h in head for m in h.modules() if isinstance(m, nn.LayerNorm)]
-            out_emb = pretrained.get_output_embeddings()
-            if not missing_head and linears and norms and getattr(out_emb, "bias", None) is not None:
-                self.mlm_head.dense.load_state_dict(linears[0].state_dict())
-                self.mlm_head.layer_norm.load_state_dict(norms[0].state_dict())
-                self.mlm_head.bias.copy_(out_emb.bias)
-                head_loaded = True
-        if not head_loaded:
-            logger.warning(
-                "The backbone checkpoint %s has no (complete) masked-LM head: the M2A MLM head starts from random "
-                "initialisation and is trained (train_mlm_head=%s).",
-                backbone,
-                self.config.train_mlm_head,
-            )
 
     # ------------------------------------------------------------------ trainable parameters and stages
     def adapter_parameter_names(self, stage: int = 1) -> list[str]:
@@ -733,161 +636,6 @@ class M2AForSequenceClassification(M2APreTrainedModel):
             param.requires_grad_(trainable is None or name in trainable)
         if trainable is not None:
             word_embeddings.requires_grad_(False)
-
-    def num_parameters_by_group(self) -> dict[str, int]:
-        """Parameter counts: total, trainable, and per adapter kind (`coarse_lora`: `m2a_lora_*`, `unknown_lora`:
-        `m2a_unknown_lora_*`, `fine`: `m2a_fine_*`, `value_embeddings`), for reports and the closed-form check."""
-        groups = {"total": 0, "trainable": 0, "coarse_lora": 0, "unknown_lora": 0, "fine": 0, "value_embeddings": 0}
-        for name, param in self.named_parameters():
-            n = param.numel()
-            groups["total"] += n
-            groups["trainable"] += n if param.requires_grad else 0
-            if ".m2a_lora_" in name:
-                groups["coarse_lora"] += n
-            elif ".m2a_unknown_lora_" in name:
-                groups["unknown_lora"] += n
-            elif ".m2a_fine_" in name:
-                groups["fine"] += n
-            elif name.startswith("m2a.value_embeddings."):
-                groups["value_embeddings"] += n
-        return groups
-
-    # ------------------------------------------------------------------ attribute values after training
-    @torch.no_grad()
-    def resize_attribute_values(self, name: str, num_values: int) -> None:
-        """Grow attribute `name` to `num_values` values (e.g. new users). New rows of the value embedding are zero, so
-        a new value starts with no fine-grained update until it is trained."""
-        names = self.config.attribute_names
-        if name not in names:
-            raise ValueError(f"unknown attribute {name!r}; this model's attributes are {names}.")
-        index = names.index(name)
-        old = self.m2a.value_embeddings[index]
-        if num_values < old.num_embeddings:
-            raise ValueError(
-                f"attribute {name!r} has {old.num_embeddings} values; it can grow but not shrink (got {num_values})."
-            )
-        new = M2AValueEmbedding(num_values, old.embedding_dim).to(old.weight.device, old.weight.dtype)
-        new.weight.zero_()
-        new.weight[: old.num_embeddings] = old.weight
-        new.weight.requires_grad_(old.weight.requires_grad)
-        self.m2a.value_embeddings[index] = new
-        self.config.attributes[index]["num_values"] = num_values
-
-    # ------------------------------------------------------------------ adapters only, and a plain export
-    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
-        """Everything M2A trains (adapters, value embeddings, heads, trained LayerNorms) and no frozen backbone weight."""
-        if self.config.full_finetune:
-            raise ValueError(
-                "this model was fully fine-tuned (`full_finetune=True`): every backbone weight changed, so there is no "
-                "adapter-only checkpoint; use `save_pretrained` / `push_to_hub` for the full model."
-            )
-        params = dict(self.named_parameters())
-        return {name: params[name].detach().contiguous() for name in self.adapter_parameter_names(1)}
-
-    def save_adapter(self, save_directory: str | os.PathLike) -> list[str]:
-        """Write `adapter_config.json` (the M2A config naming its backbone) and `adapter_model.safetensors`.
-
-        Reload with `M2AForSequenceClassification.from_adapter(save_directory)`. Returns the written paths.
-        """
-        from safetensors.torch import save_file
-
-        os.makedirs(save_directory, exist_ok=True)
-        config_path = os.path.join(save_directory, ADAPTER_CONFIG_NAME)
-        weights_path = os.path.join(save_directory, ADAPTER_WEIGHTS_NAME)
-        self.config.to_json_file(config_path)
-        save_file(self.adapter_state_dict(), weights_path, metadata={"format": "pt", "m2a_adapter": "1"})
-        return [config_path, weights_path]
-
-    @classmethod
-    def from_adapter(
-        cls,
-        adapter: str | os.PathLike,
-        backbone: str | os.PathLike | None = None,
-        *,
-        revision: str | None = None,
-        **kwargs: Any,
-    ) -> M2AForSequenceClassification:
-        """Rebuild a model from an adapter-only checkpoint (local dir or Hub repo id) on its backbone.
-
-        `backbone` defaults to the one named in the adapter's config (`base_model_name_or_path`). A backbone whose
-        shapes differ from the one the adapter was trained on is refused with a `ValueError`.
-        """
-        from safetensors.torch import load_file
-        from transformers.utils import cached_file
-
-        config_file = cached_file(str(adapter), ADAPTER_CONFIG_NAME, revision=revision, **kwargs)
-        weights_file = cached_file(str(adapter), ADAPTER_WEIGHTS_NAME, revision=revision, **kwargs)
-        config = M2AConfig.from_json_file(config_file)
-        backbone = backbone or getattr(config, "base_model_name_or_path", None)
-        if not backbone:
-            raise ValueError(f"the adapter at {adapter!s} names no backbone: pass `backbone=` (a path or repo id).")
-        actual = AutoConfig.from_pretrained(str(backbone))
-        keys = (
-            "model_type",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-            "vocab_size",
-        )
-        diffs = {
-            k: (getattr(config.backbone_config, k, None), getattr(actual, k, None))
-            for k in keys
-            if getattr(config.backbone_config, k, None) != getattr(actual, k, None)
-        }
-        if diffs:
-            detail = ", ".join(f"{k}: adapter {a!r} vs backbone {b!r}" for k, (a, b) in diffs.items())
-            raise ValueError(
-                f"the adapter at {adapter!s} was trained on a different backbone than {backbone!s} ({detail})."
-            )
-        model = cls(config)
-        model.load_backbone_weights(str(backbone))
-        state = load_file(weights_file)
-        expected = set(model.adapter_parameter_names(1))
-        if set(state) != expected:
-            missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
-            raise ValueError(f"adapter weights do not fit this model: missing {missing[:5]}, unexpected {extra[:5]}.")
-        model.load_state_dict(state, strict=False)
-        model.config.base_model_name_or_path = str(backbone)
-        return model
-
-    @torch.no_grad()
-    def export_coarse(self, save_directory: str | os.PathLike | None = None) -> PreTrainedModel:
-        """Fold the coarse view (shared LoRA + every unknown LoRA + plain LoRAs) into the backbone and return (and
-        save, if a directory is given) a standard `AutoModelForSequenceClassification` of the backbone's own
-        architecture. It loads without remote code and its logits equal this model's `view="coarse"` logits."""
-        backbone_config = copy.deepcopy(self.config.backbone_config)
-        backbone_config.num_labels = self.config.num_labels
-        backbone_config.id2label = dict(self.config.id2label)
-        backbone_config.label2id = dict(self.config.label2id)
-        backbone_config.classifier_dropout = self.classifier.dropout.p
-        plain = AutoModelForSequenceClassification.from_config(backbone_config)
-        state = {}
-        for name, tensor in self.m2a.backbone.state_dict().items():
-            if ".m2a_" not in name:
-                state[name] = tensor.clone()
-        for name, layer in self.m2a.adapted_layers():
-            state[f"{name}.weight"] = layer.weight + layer.coarse_delta_weight(include_unknown=True).to(layer.weight)
-        result = plain.base_model.load_state_dict(state, strict=False)
-        if result.unexpected_keys or any(not k.startswith("pooler.") for k in result.missing_keys):
-            raise ValueError(f"cannot fold into {type(plain).__name__}: {result}")
-        head = getattr(plain, "classifier", None)
-        pooler = getattr(plain.base_model, "pooler", None)
-        if hasattr(head, "dense") and hasattr(head, "out_proj"):  # RoBERTa-style head
-            head.dense.load_state_dict(self.classifier.dense.state_dict())
-            head.out_proj.load_state_dict(self.classifier.out_proj.state_dict())
-        elif isinstance(head, nn.Linear) and pooler is not None and hasattr(pooler, "dense"):  # BERT: pooler + linear
-            pooler.dense.load_state_dict(self.classifier.dense.state_dict())
-            head.load_state_dict(self.classifier.out_proj.state_dict())
-        else:
-            raise NotImplementedError(
-                f"export_coarse supports BERT- and RoBERTa-style classification heads; {type(plain).__name__} has "
-                f"classifier {type(head).__name__}."
-            )
-        plain.eval()
-        if save_directory is not None:
-            plain.save_pretrained(save_directory)
-        return plain
 
     # ------------------------------------------------------------------ forward
     def _mlm_loss(self, hidden: torch.Tensor, mlm_labels: torch.Tensor) -> torch.Tensor:
@@ -1031,19 +779,6 @@ class M2AForSequenceClassification(M2APreTrainedModel):
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mask = mask.to(values.dtype)
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
-
-
-def _mask_token_id(backbone: str) -> int | None:
-    """The tokenizer's mask token id, read from the checkpoint's tokenizer files (no tokenizer object needed)."""
-    try:
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(backbone).mask_token_id
-    except (OSError, ValueError) as err:  # no tokenizer next to the weights
-        logger.warning(
-            "Could not read a mask token from %s (%s); set `mask_token_id` to use the MLM term.", backbone, err
-        )
-        return None
 
 
 __all__ = [

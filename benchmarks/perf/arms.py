@@ -287,7 +287,9 @@ def build_m2a(spec: dict, training_policy: str):
 
 
 def _m2a_counts(model, spec: dict) -> tuple[dict[str, int], dict[str, int]]:
-    groups = model.num_parameters_by_group()
+    from m2a_hf.adapters import num_parameters_by_group
+
+    groups = num_parameters_by_group(model)
     expected = closed_form_m2a(
         model.config.backbone_config,
         dict(spec["attributes"]),
@@ -298,7 +300,7 @@ def _m2a_counts(model, spec: dict) -> tuple[dict[str, int], dict[str, int]]:
     )
     actual = {k: groups[k] for k in expected}
     if count_trainable(model) != groups["trainable"]:
-        raise ParamCountError("num_parameters_by_group()['trainable'] disagrees with requires_grad.")
+        raise ParamCountError("num_parameters_by_group(model)['trainable'] disagrees with requires_grad.")
     return expected, actual
 
 
