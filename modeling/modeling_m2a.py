@@ -19,9 +19,10 @@ The fine adapter is the Kronecker product ΔW = C ⊗ D applied in factorised fo
 x·(C ⊗ D) = vec(Cᵀ X D), so no (in × out) matrix — let alone one per sample — is ever built. The unknown LoRA of an
 attribute is the paper's coarse module w^(a,c′).
 
-Views: per-sample routing (default), `view="coarse"` (NN†: every attribute unknown), `view="iid"` (coarse LoRA
-alone). Training policies (`config.training_policy`): `joint` runs NN and NN† on every sample in one batched pass,
-`stochastic` routes each sample to one of them, `fine` / `coarse` run one.
+A forward's `view` says how it routes: `None` (per-sample: the fine adapter for known values, the unknown LoRA for
+unknown ones), `"coarse"` (NN†: every attribute unknown) or `"iid"` (the coarse LoRA alone). In training,
+`config.training_policy` says which views a forward trains: `joint` runs NN and NN† on every sample in one batched
+pass, `stochastic` routes each sample to one of them, `fine` / `coarse` run one.
 """
 
 from __future__ import annotations
@@ -113,17 +114,19 @@ class _Router:
         self.state: _Routing | None = None
 
 
-def _rows_from_mask(mask: torch.Tensor, count: int) -> Rows:
-    n = mask.shape[0]
+def _rows(mask: torch.Tensor, count: int, first: int, last: int) -> Rows:
+    """The rows where `mask` (batch,) is true, given their number and the first and last of them (host integers).
+
+    Contiguous rows become a slice; scattered ones a tensor of indices in order, found with a stable sort rather than
+    `nonzero`, whose data-dependent size would cost another host sync.
+    """
     if count == 0:
         return None
-    if count == n:
+    if count == mask.shape[0]:
         return slice(None)
-    idx = mask.nonzero().squeeze(1)
-    first, last = int(idx[0]), int(idx[-1])
     if last - first + 1 == count:
         return slice(first, last + 1)
-    return idx
+    return torch.argsort((~mask).to(torch.uint8), stable=True)[:count]
 
 
 def _select(x: torch.Tensor, rows: Rows) -> torch.Tensor:
@@ -151,7 +154,11 @@ def _add_parts(out: torch.Tensor, parts: list[tuple[Rows, torch.Tensor]]) -> tor
 # ----------------------------------------------------------------------------------------------------------------------
 class M2ALinear(nn.Linear):
     """A frozen `nn.Linear` with a coarse LoRA and, when `num_attributes > 0`, per-attribute unknown LoRAs and fine
-    Kronecker adapters. Parameters: `weight`/`bias` (the backbone's, unchanged names) and `m2a_*` adapters."""
+    Kronecker adapters. Parameters: `weight`/`bias` (the backbone's, unchanged names) and `m2a_*` adapters.
+
+    With `base_layer`, the layer wraps that `nn.Linear`'s own `weight` and `bias` (the same tensors, no copy) and
+    creates its adapters on their device and dtype; otherwise it initialises a weight of its own like `nn.Linear`.
+    """
 
     def __init__(
         self,
@@ -168,13 +175,25 @@ class M2ALinear(nn.Linear):
         embedding_dim: int | None = None,
         kron_factors: list[int] | None = None,
         router: _Router | None = None,
+        base_layer: nn.Linear | None = None,
     ) -> None:
-        super().__init__(in_features, out_features, bias=bias)
+        if base_layer is None:
+            super().__init__(in_features, out_features, bias=bias)
+        else:
+            if (base_layer.in_features, base_layer.out_features) != (in_features, out_features):
+                raise ValueError(
+                    f"`base_layer` is {base_layer.in_features}→{base_layer.out_features}, not "
+                    f"{in_features}→{out_features}."
+                )
+            # nn.Linear's own weight goes to the meta device (nothing allocated), then the backbone's replaces it.
+            super().__init__(in_features, out_features, bias=base_layer.bias is not None, device="meta")
+            self.weight, self.bias = base_layer.weight, base_layer.bias
+        factory = {"device": self.weight.device, "dtype": self.weight.dtype}
         self.rank, self.scaling = rank, alpha / rank
         self.num_attributes = num_attributes
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.m2a_lora_A = nn.Parameter(torch.empty(rank, in_features))
-        self.m2a_lora_B = nn.Parameter(torch.empty(out_features, rank))
+        self.m2a_lora_A = nn.Parameter(torch.empty(rank, in_features, **factory))
+        self.m2a_lora_B = nn.Parameter(torch.empty(out_features, rank, **factory))
         self._router = router
         if num_attributes:
             attribute_rank = attribute_rank or rank
@@ -184,10 +203,12 @@ class M2ALinear(nn.Linear):
             self.kron_shape = (p, q, s, t)
             # Order of the two small contractions: pick the cheaper one per token.
             self._c_first = s * p * q + s * q * t <= p * q * t + p * s * t
-            self.m2a_unknown_lora_A = nn.Parameter(torch.empty(num_attributes, attribute_rank, in_features))
-            self.m2a_unknown_lora_B = nn.Parameter(torch.empty(num_attributes, out_features, attribute_rank))
-            self.m2a_fine_gen = nn.Parameter(torch.empty(num_attributes, embedding_dim, p * s))
-            self.m2a_fine_shared = nn.Parameter(torch.empty(num_attributes, q, t))
+            self.m2a_unknown_lora_A = nn.Parameter(torch.empty(num_attributes, attribute_rank, in_features, **factory))
+            self.m2a_unknown_lora_B = nn.Parameter(
+                torch.empty(num_attributes, out_features, attribute_rank, **factory)
+            )
+            self.m2a_fine_gen = nn.Parameter(torch.empty(num_attributes, embedding_dim, p * s, **factory))
+            self.m2a_fine_shared = nn.Parameter(torch.empty(num_attributes, q, t, **factory))
         self.reset_adapter_parameters()
 
     @torch.no_grad()
@@ -255,9 +276,8 @@ class M2ALinear(nn.Linear):
                 parts: list[tuple[Rows, torch.Tensor]] = []
                 if route.coarse_rows is not None:
                     hs = _select(h, route.coarse_rows)
-                    d = self.unknown_scaling * F.linear(
-                        F.linear(hs, self.m2a_unknown_lora_A[a]), self.m2a_unknown_lora_B[a]
-                    )
+                    d = F.linear(F.linear(hs, self.m2a_unknown_lora_A[a]), self.m2a_unknown_lora_B[a])
+                    d = self.unknown_scaling * d
                     parts.append((route.coarse_rows, d))
                 if route.fine_rows is not None:
                     p, _, s, _ = self.kron_shape
@@ -282,7 +302,8 @@ def _matches(name: str, suffixes: list[str]) -> str | None:
 
 
 def _inject_adapters(backbone: nn.Module, config: M2AConfig, router: _Router) -> None:
-    """Replace the targeted `nn.Linear` layers of `backbone` by `M2ALinear`, chosen by module-name suffix."""
+    """Replace the targeted `nn.Linear` layers of `backbone` by `M2ALinear`, chosen by module-name suffix; each wraps
+    the layer's own weight and bias (no copy)."""
     hidden = config.backbone_config.hidden_size
     embedding_dim = config.value_embedding_dim or hidden
     found: dict[str, int] = dict.fromkeys(config.m2a_target_modules + config.lora_target_modules, 0)
@@ -305,7 +326,6 @@ def _inject_adapters(backbone: nn.Module, config: M2AConfig, router: _Router) ->
         new = M2ALinear(
             module.in_features,
             module.out_features,
-            bias=module.bias is not None,
             rank=config.lora_rank,
             alpha=config.lora_alpha,
             dropout=config.lora_dropout,
@@ -315,8 +335,8 @@ def _inject_adapters(backbone: nn.Module, config: M2AConfig, router: _Router) ->
             embedding_dim=embedding_dim,
             kron_factors=config.kron_factors,
             router=router,
-        ).to(device=module.weight.device, dtype=module.weight.dtype)
-        new.weight, new.bias = module.weight, module.bias
+            base_layer=module,
+        )
         parent_name, _, child = name.rpartition(".")
         setattr(backbone.get_submodule(parent_name) if parent_name else backbone, child, new)
     missing = [s for s, n in found.items() if n == 0]
@@ -475,10 +495,14 @@ class M2AModel(M2APreTrainedModel):
         self.backbone.set_input_embeddings(value)
 
     def adapted_layers(self) -> list[tuple[str, M2ALinear]]:
+        """`(name, layer)` of every `M2ALinear` in the backbone."""
         return [(n, m) for n, m in self.backbone.named_modules() if isinstance(m, M2ALinear)]
 
     def check_attribute_ids(self, attribute_ids: torch.Tensor | None, batch_size: int, view: str | None) -> None:
-        """Raise a `ValueError` naming the problem when `attribute_ids` does not fit this model."""
+        """Raise a `ValueError` naming the problem when `view` or `attribute_ids` does not fit this model.
+
+        Shape and dtype are checked on the host; the value range costs one host sync.
+        """
         names, sizes = self.config.attribute_names, self.config.attribute_sizes
         if view not in VIEWS:
             raise ValueError(f"`view` must be one of {list(VIEWS)}, got {view!r}.")
@@ -512,18 +536,33 @@ class M2AModel(M2APreTrainedModel):
             )
 
     def route(self, attribute_ids: torch.Tensor | None, batch_size: int, view: str | None) -> _Routing:
-        """Compute which rows take the fine and which the coarse path, per attribute (one host sync per forward)."""
+        """Compute which rows take the fine and which the coarse path, per attribute.
+
+        One host sync: the number of known rows and the first and last known and unknown row of every attribute
+        come to the host in a single transfer; scattered rows are then indexed without another one.
+        """
         if view == "iid":
             return _Routing(iid=True, attributes=[])
         num = self.config.num_attributes
         if view == "coarse" or attribute_ids is None:
             return _Routing(iid=False, attributes=[_AttributeRoute(None, slice(None), None)] * num)
+        if batch_size == 0:
+            return _Routing(iid=False, attributes=[_AttributeRoute(None, None, None)] * num)
         known = attribute_ids >= 0  # (batch, A)
-        counts = known.sum(0).tolist()
+        rows = torch.arange(batch_size, device=known.device)[:, None]  # (batch, 1)
+        bounds = torch.stack(
+            [
+                known.sum(0),
+                torch.where(known, rows, batch_size).amin(0),
+                torch.where(known, rows, -1).amax(0),
+                torch.where(known, batch_size, rows).amin(0),
+                torch.where(known, -1, rows).amax(0),
+            ]
+        ).tolist()  # (5, A): the host sync
         routes = []
-        for a in range(num):
-            fine = _rows_from_mask(known[:, a], counts[a])
-            coarse = _rows_from_mask(~known[:, a], batch_size - counts[a])
+        for a, (count, first, last, first_unknown, last_unknown) in enumerate(zip(*bounds, strict=True)):
+            fine = _rows(known[:, a], count, first, last)
+            coarse = _rows(~known[:, a], batch_size - count, first_unknown, last_unknown)
             emb = None
             if fine is not None:
                 emb = self.value_embeddings[a](_select(attribute_ids[:, a], fine))
@@ -542,6 +581,7 @@ class M2AModel(M2APreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        validate_attribute_ids: bool = True,
         **kwargs: Any,
     ) -> BaseModelOutput | tuple:
         r"""
@@ -551,14 +591,13 @@ class M2AModel(M2APreTrainedModel):
         view (`str`, *optional*):
             `None`/`"fine"`: per-sample routing; `"coarse"`: every attribute treated as unknown (NN†); `"iid"`: the
             coarse LoRA alone.
+        validate_attribute_ids (`bool`, *optional*, defaults to `True`):
+            Check `view` and `attribute_ids` (`check_attribute_ids`). `M2AForSequenceClassification` checks the
+            caller's ids itself, before its training policy rewrites them, and passes `False`.
         """
-        if input_ids is not None:
-            batch_size = input_ids.shape[0]
-        elif inputs_embeds is not None:
-            batch_size = inputs_embeds.shape[0]
-        else:
-            raise ValueError("You have to specify either `input_ids` or `inputs_embeds`.")
-        self.check_attribute_ids(attribute_ids, batch_size, view)
+        batch_size = _input_shape(input_ids, inputs_embeds)[0]
+        if validate_attribute_ids:
+            self.check_attribute_ids(attribute_ids, batch_size, view)
         self._router.state = self.route(attribute_ids, batch_size, view)
         backbone_kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         outputs = self.backbone(
@@ -638,27 +677,6 @@ class M2AForSequenceClassification(M2APreTrainedModel):
             word_embeddings.requires_grad_(False)
 
     # ------------------------------------------------------------------ forward
-    def _mlm_loss(self, hidden: torch.Tensor, mlm_labels: torch.Tensor) -> torch.Tensor:
-        selected = mlm_labels != -100
-        if not bool(selected.any()):
-            return hidden.new_zeros(())
-        logits = self.mlm_head(hidden[selected], self.m2a.get_input_embeddings().weight)  # (n_masked, vocab)
-        return F.cross_entropy(logits.float(), mlm_labels[selected])
-
-    def _check_labels(self, labels: torch.Tensor | None, mlm_labels: torch.Tensor | None, input_shape) -> None:
-        if labels is not None:
-            valid = labels != -100
-            if bool(((labels[valid] < 0) | (labels[valid] >= self.num_labels)).any()):
-                bad = labels[valid][(labels[valid] < 0) | (labels[valid] >= self.num_labels)][0]
-                raise ValueError(
-                    f"label {int(bad)} is out of range: this model has num_labels={self.num_labels}, so labels must "
-                    f"be in [0, {self.num_labels - 1}] (or -100 to ignore)."
-                )
-        if mlm_labels is not None and tuple(mlm_labels.shape) != tuple(input_shape):
-            raise ValueError(
-                f"`mlm_labels` must have the shape of `input_ids` {tuple(input_shape)}, got {tuple(mlm_labels.shape)}."
-            )
-
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -685,88 +703,46 @@ class M2AForSequenceClassification(M2APreTrainedModel):
             positions are replaced by the mask token (the classifier sees the masked input, as in the reference) and
             the masked-LM loss is added with weight α; in evaluation they are ignored and the input stays clean.
         view (`str`, *optional*):
-            Evaluation view: `None` (per-sample routing), `"coarse"` (NN†, attributes ignored) or `"iid"`.
+            How this forward routes: `None` (per sample), `"coarse"` (NN†, attributes ignored) or `"iid"`. A training
+            forward with labels and no `view` follows `config.training_policy` instead.
+        return_dict (`bool`, *optional*):
+            `False` returns `M2ASequenceClassifierOutput.to_tuple()`: the fields that are set, in field order.
         """
-        shape = (
-            input_ids.shape
-            if input_ids is not None
-            else (inputs_embeds.shape[:2] if inputs_embeds is not None else None)
-        )
-        if shape is None:
-            raise ValueError("You have to specify either `input_ids` or `inputs_embeds`.")
-        batch_size = shape[0]
-        self.m2a.check_attribute_ids(attribute_ids, batch_size, view)
+        shape = _input_shape(input_ids, inputs_embeds)
+        self.m2a.check_attribute_ids(attribute_ids, shape[0], view)  # the caller's ids, once per forward
         self._check_labels(labels, mlm_labels, shape)
-        config = self.config
-        training = self.training and labels is not None and view is None
-        policy = ("coarse" if self.training_stage == 2 else config.training_policy) if training else None
-        use_mlm = training and mlm_labels is not None and config.mlm_weight > 0
+        policy = self._training_policy(labels, view)
+        use_mlm = policy is not None and mlm_labels is not None and self.config.mlm_weight > 0
         if use_mlm and input_ids is not None:
-            if config.mask_token_id is None:
+            if self.config.mask_token_id is None:
                 raise ValueError("`mlm_labels` were given but `config.mask_token_id` is not set.")
-            input_ids = input_ids.masked_fill(mlm_labels != -100, config.mask_token_id)
+            input_ids = input_ids.masked_fill(mlm_labels != -100, self.config.mask_token_id)
+        attribute_ids, doubled = self._apply_training_policy(attribute_ids, policy)
 
-        if attribute_ids is not None and view in (None, "fine") and policy in ("joint", "stochastic", "coarse"):
-            unknown = torch.full_like(attribute_ids, -1)
-            if policy == "joint":  # NN rows then NN† rows, one batched pass
-                attribute_ids = torch.cat([attribute_ids, unknown], 0)
-            elif policy == "stochastic":
-                coarse = torch.rand(batch_size, device=attribute_ids.device) < config.effective_stochastic_coarse_prob
-                attribute_ids = torch.where(coarse[:, None], unknown, attribute_ids)
-            else:
-                attribute_ids = unknown
-        doubled = policy == "joint" and attribute_ids is not None and attribute_ids.shape[0] == 2 * batch_size
-
-        def twice(t: torch.Tensor | None) -> torch.Tensor | None:
+        def rows(t: torch.Tensor | None) -> torch.Tensor | None:  # `joint`: the batch twice, NN rows then NN† rows
             return torch.cat([t, t], 0) if (doubled and t is not None) else t
 
         outputs = self.m2a(
-            input_ids=twice(input_ids),
-            attention_mask=twice(attention_mask),
-            token_type_ids=twice(token_type_ids),
+            input_ids=rows(input_ids),
+            attention_mask=rows(attention_mask),
+            token_type_ids=rows(token_type_ids),
             attribute_ids=attribute_ids,
-            position_ids=twice(position_ids),
-            inputs_embeds=twice(inputs_embeds),
+            position_ids=rows(position_ids),
+            inputs_embeds=rows(inputs_embeds),
             view=None if view == "fine" else view,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            validate_attribute_ids=False,
             **kwargs,
         )
         hidden = outputs.last_hidden_state
         all_logits = self.classifier(hidden)
-        logits, coarse_logits = (all_logits[:batch_size], all_logits[batch_size:]) if doubled else (all_logits, None)
-
+        logits, coarse_logits = all_logits.chunk(2) if doubled else (all_logits, None)
         loss = mlm_loss = None
         if labels is not None:
-            ce = F.cross_entropy(all_logits.float(), twice(labels), reduction="none")
-            if use_mlm:
-                mlm_per_view = [self._mlm_loss(h, mlm_labels) for h in (hidden.chunk(2) if doubled else (hidden,))]
-                mlm_loss = mlm_per_view[0]
-            if doubled:
-                ce_fine, ce_coarse = ce.chunk(2)
-                valid = labels != -100
-                loss = _masked_mean(ce_fine, valid) + config.mlm_weight * (mlm_per_view[0] if use_mlm else 0.0)
-                loss = loss + config.coarse_weight * (
-                    _masked_mean(ce_coarse, valid) + config.mlm_weight * (mlm_per_view[1] if use_mlm else 0.0)
-                )
-                if config.kl_weight > 0:
-                    t = config.kl_temperature
-                    kl = F.kl_div(
-                        F.log_softmax(coarse_logits.float() / t, -1),
-                        F.softmax(logits.detach().float() / t, -1),
-                        reduction="batchmean",
-                    )
-                    loss = loss + config.kl_weight * (t * t) * kl
-            else:
-                loss = _masked_mean(ce, labels != -100)
-                if use_mlm:
-                    loss = loss + config.mlm_weight * mlm_loss
-
-        if return_dict is False:
-            out = (logits,) + ((coarse_logits,) if coarse_logits is not None else ())
-            return ((loss,) + out) if loss is not None else out
-        return M2ASequenceClassifierOutput(
+            loss, mlm_loss = self._loss(all_logits, hidden, labels, mlm_labels if use_mlm else None, doubled)
+        output = M2ASequenceClassifierOutput(
             loss=loss,
             logits=logits,
             coarse_logits=coarse_logits,
@@ -774,6 +750,107 @@ class M2AForSequenceClassification(M2APreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
+        return output.to_tuple() if return_dict is False else output
+
+    def _check_labels(
+        self, labels: torch.Tensor | None, mlm_labels: torch.Tensor | None, input_shape: tuple[int, ...]
+    ) -> None:
+        if labels is not None:
+            valid = labels != -100
+            if bool(((labels[valid] < 0) | (labels[valid] >= self.num_labels)).any()):
+                bad = labels[valid][(labels[valid] < 0) | (labels[valid] >= self.num_labels)][0]
+                raise ValueError(
+                    f"label {int(bad)} is out of range: this model has num_labels={self.num_labels}, so labels must "
+                    f"be in [0, {self.num_labels - 1}] (or -100 to ignore)."
+                )
+        if mlm_labels is not None and tuple(mlm_labels.shape) != tuple(input_shape):
+            raise ValueError(
+                f"`mlm_labels` must have the shape of `input_ids` {tuple(input_shape)}, got {tuple(mlm_labels.shape)}."
+            )
+
+    def _training_policy(self, labels: torch.Tensor | None, view: str | None) -> str | None:
+        """The training policy of this forward: `config.training_policy` (`coarse` in stage 2) for a training forward
+        with labels and no explicit `view`; `None` otherwise (evaluation, inference, a forced view)."""
+        if not (self.training and labels is not None and view is None):
+            return None
+        return "coarse" if self.training_stage == 2 else self.config.training_policy
+
+    def _apply_training_policy(
+        self, attribute_ids: torch.Tensor | None, policy: str | None
+    ) -> tuple[torch.Tensor | None, bool]:
+        """The attribute ids the encoder routes by under `policy`, and whether the batch is doubled.
+
+        `joint`: the ids, then every id unknown (NN rows then NN† rows, one pass over twice the batch);
+        `stochastic`: each row's ids replaced by unknowns with probability `effective_stochastic_coarse_prob`;
+        `coarse`: every id unknown; `fine` or no policy: the ids as given.
+        """
+        if attribute_ids is None or policy in (None, "fine"):
+            return attribute_ids, False
+        unknown = torch.full_like(attribute_ids, -1)
+        if policy == "joint":
+            return torch.cat([attribute_ids, unknown], 0), True
+        if policy == "stochastic":
+            draw = torch.rand(attribute_ids.shape[0], device=attribute_ids.device)
+            coarse = draw < self.config.effective_stochastic_coarse_prob
+            return torch.where(coarse[:, None], unknown, attribute_ids), False
+        return unknown, False
+
+    def _loss(
+        self,
+        all_logits: torch.Tensor,
+        hidden: torch.Tensor,
+        labels: torch.Tensor,
+        mlm_labels: torch.Tensor | None,
+        doubled: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The objective and the masked-LM loss of the routed view (`None` without `mlm_labels`).
+
+        Each view costs classification + α·MLM; a doubled (`joint`) batch adds them as L_NN + λ·L_NN†, plus
+        β·T²·KL(NN ‖ NN†) when `kl_weight > 0`.
+        """
+        config = self.config
+        views = 2 if doubled else 1
+        valid = labels != -100
+        ce = F.cross_entropy(all_logits.float(), labels.repeat(views), reduction="none")
+        terms, mlm_losses = [], []
+        for ce_view, hidden_view in zip(ce.chunk(views), hidden.chunk(views), strict=True):
+            term = _masked_mean(ce_view, valid)
+            if mlm_labels is not None:
+                mlm_losses.append(self._mlm_loss(hidden_view, mlm_labels))
+                term = term + config.mlm_weight * mlm_losses[-1]
+            terms.append(term)
+        loss = terms[0]
+        if doubled:
+            loss = loss + config.coarse_weight * terms[1]
+            if config.kl_weight > 0:
+                loss = loss + config.kl_weight * self._distillation_loss(*all_logits.chunk(2))
+        return loss, (mlm_losses[0] if mlm_losses else None)
+
+    def _mlm_loss(self, hidden: torch.Tensor, mlm_labels: torch.Tensor) -> torch.Tensor:
+        selected = mlm_labels != -100
+        if not bool(selected.any()):
+            return hidden.new_zeros(())
+        logits = self.mlm_head(hidden[selected], self.m2a.get_input_embeddings().weight)  # (n_masked, vocab)
+        return F.cross_entropy(logits.float(), mlm_labels[selected])
+
+    def _distillation_loss(self, logits: torch.Tensor, coarse_logits: torch.Tensor) -> torch.Tensor:
+        """T²·KL(NN ‖ NN†) at temperature T = `kl_temperature`; NN (detached) teaches NN†."""
+        t = self.config.kl_temperature
+        kl = F.kl_div(
+            F.log_softmax(coarse_logits.float() / t, -1),
+            F.softmax(logits.detach().float() / t, -1),
+            reduction="batchmean",
+        )
+        return (t * t) * kl
+
+
+def _input_shape(input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> tuple[int, int]:
+    """`(batch, sequence)` of the input, from `input_ids` or else `inputs_embeds`."""
+    if input_ids is not None:
+        return tuple(input_ids.shape)
+    if inputs_embeds is not None:
+        return tuple(inputs_embeds.shape[:2])
+    raise ValueError("You have to specify either `input_ids` or `inputs_embeds`.")
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

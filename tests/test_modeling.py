@@ -1,5 +1,5 @@
 """The M2A model on real MiniLM weights: factorised Kronecker adapter, per-sample routing, trainable parameters per
-stage, gradient checkpointing, remote-code reload, old checkpoints and input validation."""
+stage, gradient checkpointing, outputs, remote-code reload, old checkpoints and input validation."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import textwrap
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import BertConfig, RobertaConfig, RobertaForMaskedLM
+from transformers import BertConfig, BertModel, RobertaConfig, RobertaForMaskedLM
 
 from m2a_hf import M2AConfig, M2AForSequenceClassification, M2ALinear
 from m2a_hf.modeling import M2AModel, kron_shapes
+from m2a_hf.modeling.modeling_m2a import _inject_adapters, _Router
 
 
 ATTRS = {"user": 7, "item": 5}
@@ -82,7 +83,40 @@ def test_default_kron_shapes_match_reference_and_any_size():
         kron_shapes(384, 384, [5, 16])
 
 
+def test_adapted_layers_wrap_the_backbone_weights_without_allocating_new_ones(monkeypatch):
+    tiny = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    config = M2AConfig(backbone_config=tiny, attributes={"user": 3}, lora_rank=2)
+    backbone = BertModel(tiny)
+    originals = {n: (m.weight, m.bias) for n, m in backbone.named_modules() if isinstance(m, torch.nn.Linear)}
+    initialised = []  # the device of every nn.Linear weight initialised during the injection
+    reset = torch.nn.Linear.reset_parameters
+
+    def recording_reset(layer: torch.nn.Linear) -> None:
+        initialised.append(layer.weight.device.type)
+        reset(layer)
+
+    monkeypatch.setattr(torch.nn.Linear, "reset_parameters", recording_reset)
+    _inject_adapters(backbone, config, _Router())
+    adapted = {n: m for n, m in backbone.named_modules() if isinstance(m, M2ALinear)}
+    assert len(adapted) == 8  # 2 layers x (query, value, attention.output.dense, intermediate.dense)
+    for name, layer in adapted.items():
+        weight, bias = originals[name]
+        assert layer.weight is weight and layer.bias is bias
+        assert layer.weight.untyped_storage().data_ptr() == weight.untyped_storage().data_ptr()
+    assert initialised and set(initialised) == {"meta"}  # no full-size weight was allocated, let alone initialised
+
+
 # ---------------------------------------------------------------------------------------------- routing
+def test_route_finds_contiguous_and_scattered_rows(model):
+    ids = torch.tensor([[1, -1], [-1, -1], [2, 3], [-1, 4], [0, 1]])
+    user, item = model.m2a.route(ids, 5, None).attributes
+    assert user.fine_rows.tolist() == [0, 2, 4] and user.coarse_rows.tolist() == [1, 3]
+    assert item.fine_rows == slice(2, 5) and item.coarse_rows == slice(0, 2)
+    assert user.embeddings.shape == (3, 384) and item.embeddings.shape == (3, 384)
+    everyone = model.m2a.route(torch.tensor([[1, 2], [3, 4]]), 2, None).attributes
+    assert all(r.fine_rows == slice(None) and r.coarse_rows is None for r in everyone)
+
+
 def test_mixed_batch_rows_equal_rows_alone_and_unknown_equals_coarse(model, batch):
     enc, attribute_ids = batch
     perturb(model)
@@ -253,6 +287,48 @@ def test_joint_loss_is_fine_plus_lambda_coarse(model, batch):
         ev = model(**inputs)
     assert ev.mlm_loss is None and ev.coarse_logits is None
     torch.testing.assert_close(ev.loss, torch.nn.functional.cross_entropy(ev.logits, inputs["labels"]))
+
+
+def test_tuple_output_keeps_every_field_that_is_set(model, batch):
+    """`return_dict=False` is `to_tuple()`: loss, logits, coarse logits and the MLM loss in training."""
+    enc, attribute_ids = batch
+    inputs = _train_batch(enc, attribute_ids)
+    model.train()
+    torch.manual_seed(0)
+    as_dict = model(**inputs)
+    torch.manual_seed(0)
+    as_tuple = model(**inputs, return_dict=False)
+    assert as_dict.mlm_loss is not None and as_dict.coarse_logits is not None
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == 4
+    for got, expected in zip(as_tuple, as_dict.to_tuple(), strict=True):
+        torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(as_tuple[3], as_dict.mlm_loss)
+    model.eval()
+    with torch.no_grad():
+        logits, hidden_states = model(**enc, attribute_ids=attribute_ids, output_hidden_states=True, return_dict=False)
+    assert logits.shape == (4, 3) and len(hidden_states) == 7  # embeddings + MiniLM's 6 layers
+
+
+def test_attribute_ids_are_validated_once_per_forward(model, batch, monkeypatch):
+    enc, attribute_ids = batch
+    calls = []
+    check = M2AModel.check_attribute_ids
+
+    def counting_check(self, *args):
+        calls.append(args)
+        return check(self, *args)
+
+    monkeypatch.setattr(M2AModel, "check_attribute_ids", counting_check)
+    model.eval()
+    with torch.no_grad():
+        model(**enc, attribute_ids=attribute_ids)
+    assert len(calls) == 1
+    model.train()
+    model(**_train_batch(enc, attribute_ids))  # joint: the encoder runs on twice the batch, checked once
+    assert len(calls) == 2 and calls[-1][0] is attribute_ids and calls[-1][1] == 4
+    with torch.no_grad():
+        model.m2a(**enc, attribute_ids=attribute_ids)  # the encoder alone checks its input itself
+    assert len(calls) == 3
 
 
 # ---------------------------------------------------------------------------------------------- save / reload
