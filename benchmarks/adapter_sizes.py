@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from m2a_hf import M2AForSequenceClassification
+from m2a_hf.adapters import num_parameters_by_group, save_adapter
 from m2a_hf.training import default_backbone
 
 
@@ -34,10 +35,10 @@ def main() -> None:
         )
         with tempfile.TemporaryDirectory() as tmp:
             model.save_pretrained(f"{tmp}/full")
-            model.save_adapter(f"{tmp}/adapter")
+            save_adapter(model, f"{tmp}/adapter")
             full = os.path.getsize(f"{tmp}/full/model.safetensors")
             adapter = os.path.getsize(f"{tmp}/adapter/adapter_model.safetensors")
-        groups = model.num_parameters_by_group()
+        groups = num_parameters_by_group(model)
         rows.append(
             f"| {name} | {full / 1e6:.1f} MB | {adapter / 1e6:.1f} MB ({100 * adapter / full:.0f} %) | "
             f"{groups['trainable'] / 1e6:.2f} M of {groups['total'] / 1e6:.2f} M (fine generators "

@@ -1,7 +1,7 @@
 """Train M2A with the stock `transformers.Trainer`, step by step.
 
 Stage 1 trains the multi-grained adapters jointly (early stopping on dev accuracy of the attribute-aware view);
-stage 2 trains only the unknown-value modules on the coarse view (early stopping on dev accuracy with the attributes
+stage 2 trains only the unknown LoRAs on the coarse view (early stopping on dev accuracy with the attributes
 dropped) and is kept only if it beats the stage-1 model's attribute-free dev accuracy, else those modules get their
 stage-1 values back (`m2a_hf.training.train_stage2`, the reference's rule). Both views are evaluated on the test
 split, split into seen / unseen attribute values, and the final checkpoint is saved Hub-ready (weights + remote code,
@@ -77,7 +77,7 @@ def main() -> None:
     trainer.train()
     metrics = {"stage1": evaluate_views(trainer, features["test"], names, data_args.seen_attribute)}
 
-    # Stage 2: only the unknown-value (c') modules, on the coarse view; dev = attributes dropped. Kept only if it
+    # Stage 2: only the unknown LoRAs, on the coarse view; dev = attributes dropped. Kept only if it
     # beats the stage-1 model's attribute-free dev accuracy, else the stage-1 values are restored.
     model.set_stage(2)
     stage2_args = dataclasses.replace(args, output_dir=str(Path(args.output_dir) / "stage2"))

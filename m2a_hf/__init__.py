@@ -1,5 +1,6 @@
 """m2a-hf: Multi-Attribute Multi-Grained Adaptation (M2A, AAAI 2025) for Hugging Face transformers."""
 
+from m2a_hf import adapters  # also installs `from_backbone` / `from_adapter` on M2AForSequenceClassification
 from m2a_hf.auto import register
 from m2a_hf.modeling import (
     M2AConfig,
@@ -23,5 +24,6 @@ __all__ = [
     "M2APreTrainedModel",
     "M2ASequenceClassifierOutput",
     "__version__",
+    "adapters",
     "register",
 ]

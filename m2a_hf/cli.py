@@ -242,9 +242,7 @@ def _demo_predictions(result: Any, data: Any) -> None:
     known_values = set(result.vocab.values(name))
     seen_row = next((r for r in test if r[name] in known_values), None)
     unseen_row = next((r for r in test if r[name] not in known_values), None)
-    print(
-        f"\n== predictions (attribute {name!r}; an unknown value uses that attribute's coarse unknown-value adapter)"
-    )
+    print(f"\n== predictions (attribute {name!r}; an unknown value uses that attribute's unknown LoRA)")
     for row, tag in ((seen_row, "known"), (unseen_row, "unknown")):
         if row is None:
             continue

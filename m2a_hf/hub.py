@@ -247,16 +247,18 @@ def push_adapter_to_hub(
     revision: str | None = None,
     **card_kwargs: Any,
 ):
-    """Upload an adapter-only checkpoint (`model.save_adapter`: adapter config + weights, no backbone) with its card
-    and `attribute_vocab.json` (`attribute_vocab`, else the model's `config.attribute_vocab`), as one commit. Loading
-    it needs `m2a_hf` (`M2AForSequenceClassification.from_adapter`)."""
+    """Upload an adapter-only checkpoint (`save_adapter`: adapter config + weights, no backbone) with its card and
+    `attribute_vocab.json` (`attribute_vocab`, else the model's `config.attribute_vocab`), as one commit. Loading it
+    needs `m2a_hf` (`M2AForSequenceClassification.from_adapter`)."""
     from huggingface_hub import HfApi
+
+    from m2a_hf.adapters import save_adapter
 
     api = HfApi(token=token)
     repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
     card_kwargs.setdefault("repo_id", repo_url.repo_id)
     with tempfile.TemporaryDirectory(prefix="m2a-adapter-push-") as tmp:
-        model.save_adapter(tmp)
+        save_adapter(model, tmp)
         vocab = _vocab_to_embed(model, Path(tmp), attribute_vocab)
         if vocab is not None:
             write_attribute_vocab(tmp, vocab)

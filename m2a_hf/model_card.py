@@ -117,7 +117,7 @@ MODEL_HYPERPARAMETER_KEYS = (
     "coarse_weight",
     "kl_weight",
     "kl_temperature",
-    "training_view",
+    "training_policy",
     "stochastic_coarse_prob",
     "full_finetune",
 )

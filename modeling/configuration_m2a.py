@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ except ImportError:  # transformers 4.x
     SubConfigSpec = None
 
 
-TRAINING_VIEWS = ("joint", "stochastic", "fine", "coarse")
+TRAINING_POLICIES = ("joint", "stochastic", "fine", "coarse")
 
 
 def _normalise_attributes(attributes: Any) -> list[dict[str, Any]]:
@@ -60,6 +61,25 @@ def _normalise_attributes(attributes: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _training_policy(training_policy: str, training_view: str | None) -> str:
+    """`training_policy`, or the value of its former name `training_view` (a config.json written before the rename),
+    with a deprecation warning."""
+    if training_view is None:
+        return training_policy
+    warnings.warn(
+        "`training_view` is deprecated and was renamed `training_policy` (it chooses which views a training forward "
+        "trains); reading it as `training_policy`. Save the config again to write the new name.",
+        FutureWarning,
+        stacklevel=3,
+    )
+    if training_policy != "joint" and training_policy != training_view:
+        raise ValueError(
+            f"`training_policy` ({training_policy!r}) and its deprecated name `training_view` ({training_view!r}) "
+            "disagree; pass only `training_policy`."
+        )
+    return training_view
+
+
 def _as_name_list(value: Any, field: str) -> list[str]:
     if value is None:
         return []
@@ -78,7 +98,7 @@ class M2AConfig(PretrainedConfig):
 
         y = W x + s·B A x                                  (coarse view: shared LoRA, always on)
               + Σ_a [ x·(C_{a,v_b} ⊗ D_a)   if the value v_b of attribute a is known   (fine view, Kronecker)
-                      s_a·B_a A_a x         if it is unknown (-1) ]                     (coarse c' LoRA)
+                      s_a·B_a A_a x         if it is unknown (-1) ]                     (unknown LoRA)
 
     Args:
         backbone_config (`PretrainedConfig` or `dict`):
@@ -96,9 +116,10 @@ class M2AConfig(PretrainedConfig):
         lora_dropout (`float`, *optional*, defaults to 0.1):
             Dropout on the input of the LoRA branches.
         attribute_lora_rank (`int`, *optional*):
-            Rank of each attribute's coarse "unknown value" (c') LoRA. Defaults to `lora_rank`.
+            Rank of each attribute's unknown LoRA (the coarse module used when its value is unknown; the paper's
+            w^(a,c′)). Defaults to `lora_rank`.
         attribute_lora_alpha (`float`, *optional*):
-            Scaling numerator of the c' LoRAs. Defaults to `lora_alpha`.
+            Scaling numerator of the unknown LoRAs. Defaults to `lora_alpha`.
         m2a_target_modules (`list[str]`, *optional*, defaults to `["query", "value"]`):
             Module-name suffixes of the linear layers that get the multi-grained adapter.
         lora_target_modules (`list[str]`, *optional*, defaults to `["attention.output.dense", "intermediate.dense"]`):
@@ -119,10 +140,11 @@ class M2AConfig(PretrainedConfig):
             code does not use it).
         kl_temperature (`float`, *optional*, defaults to 4.0):
             Softmax temperature of the distillation term.
-        training_view (`str`, *optional*, defaults to `"joint"`):
-            What a training forward computes: `"joint"` (the reference: NN and NN† on every sample, in one batched
+        training_policy (`str`, *optional*, defaults to `"joint"`):
+            Which views a training forward trains: `"joint"` (the reference: NN and NN† on every sample, in one batched
             pass), `"stochastic"` (one pass; each sample is routed to NN† with probability `stochastic_coarse_prob`),
-            `"fine"` (NN only) or `"coarse"` (NN† only).
+            `"fine"` (NN only) or `"coarse"` (NN† only). Formerly `training_view`: a config.json with that key is read
+            as `training_policy`, with a `FutureWarning`.
         stochastic_coarse_prob (`float`, *optional*):
             Probability that a sample takes the coarse view under `"stochastic"`. Defaults to λ/(1+λ), so that the
             expected loss is proportional to the joint loss `L_NN + λ·L_NN†`.
@@ -158,6 +180,7 @@ class M2AConfig(PretrainedConfig):
     """
 
     model_type = "m2a"
+    attribute_map = {"training_view": "training_policy"}  # the former name still reads and writes the field
     if SubConfigSpec is not None:
         sub_configs_defaults = {"backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
     else:  # pragma: no cover - transformers 4.x
@@ -180,7 +203,7 @@ class M2AConfig(PretrainedConfig):
         coarse_weight: float = 0.5,
         kl_weight: float = 0.0,
         kl_temperature: float = 4.0,
-        training_view: str = "joint",
+        training_policy: str = "joint",
         stochastic_coarse_prob: float | None = None,
         full_finetune: bool = False,
         train_layer_norms: bool = True,
@@ -225,7 +248,7 @@ class M2AConfig(PretrainedConfig):
         self.coarse_weight = coarse_weight
         self.kl_weight = kl_weight
         self.kl_temperature = kl_temperature
-        self.training_view = training_view
+        self.training_policy = _training_policy(training_policy, kwargs.pop("training_view", None))
         self.stochastic_coarse_prob = stochastic_coarse_prob
         self.full_finetune = full_finetune
         self.train_layer_norms = train_layer_norms
@@ -261,8 +284,10 @@ class M2AConfig(PretrainedConfig):
             raise ValueError(f"`kl_temperature` must be > 0, got {self.kl_temperature!r}.")
         if not (isinstance(self.lora_dropout, (int, float)) and 0 <= self.lora_dropout < 1):
             raise ValueError(f"`lora_dropout` must be in [0, 1), got {self.lora_dropout!r}.")
-        if self.training_view not in TRAINING_VIEWS:
-            raise ValueError(f"`training_view` must be one of {list(TRAINING_VIEWS)}, got {self.training_view!r}.")
+        if self.training_policy not in TRAINING_POLICIES:
+            raise ValueError(
+                f"`training_policy` must be one of {list(TRAINING_POLICIES)}, got {self.training_policy!r}."
+            )
         if self.stochastic_coarse_prob is not None and not (0 <= self.stochastic_coarse_prob <= 1):
             raise ValueError(f"`stochastic_coarse_prob` must be in [0, 1], got {self.stochastic_coarse_prob!r}.")
         if self.kron_factors is not None:
@@ -316,4 +341,4 @@ class M2AConfig(PretrainedConfig):
         return float(self.coarse_weight) / (1.0 + float(self.coarse_weight))
 
 
-__all__ = ["M2AConfig", "TRAINING_VIEWS"]
+__all__ = ["M2AConfig", "TRAINING_POLICIES"]

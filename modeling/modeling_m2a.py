@@ -1,6 +1,8 @@
 """M2A: Multi-Attribute Multi-Grained Adaptation of a frozen pre-trained encoder (AAAI 2025).
 
 Self-contained (torch + transformers only): this file is copied into every saved checkpoint and runs as remote code.
+It holds what loading, inference and the training forward need; everything else (building a model on a pretrained
+backbone, adapter-only checkpoints, exports, parameter counts) lives in the `m2a_hf` library.
 
 Every adapted linear layer (`M2ALinear`, a drop-in `nn.Linear`, so the backbone's weight names are unchanged):
 
@@ -10,14 +12,17 @@ Every adapted linear layer (`M2ALinear`, a drop-in `nn.Linear`, so the backbone'
             │                                                       │
             │   per sample b, per attribute a:                      ├──► y
             ├─ value v known:   X ↦ C_{a,v}ᵀ · X · D_a  (fine)  ───┤  C_{a,v} = G_a · e_{a,v}  (p×s, generated)
-            └─ value unknown:   dropout ─ A_a ─ B_a ·(α/r) (c') ───┘  D_a shared by the values  (q×t)
+            └─ value unknown:   dropout ─ A_a ─ B_a ·(α/r) ────────┘  D_a shared by the values  (q×t)
+                                (unknown LoRA, `m2a_unknown_lora_*`)
 
 The fine adapter is the Kronecker product ΔW = C ⊗ D applied in factorised form: with x reshaped to X (p×q),
-x·(C ⊗ D) = vec(Cᵀ X D), so no (in × out) matrix — let alone one per sample — is ever built.
+x·(C ⊗ D) = vec(Cᵀ X D), so no (in × out) matrix — let alone one per sample — is ever built. The unknown LoRA of an
+attribute is the paper's coarse module w^(a,c′).
 
-Views: per-sample routing (default), `view="coarse"` (NN†: every attribute unknown), `view="iid"` (coarse LoRA
-alone). Training policies (`config.training_view`): `joint` runs NN and NN† on every sample in one batched pass,
-`stochastic` routes each sample to one of them, `fine` / `coarse` run one.
+A forward's `view` says how it routes: `None` (per-sample: the fine adapter for known values, the unknown LoRA for
+unknown ones), `"coarse"` (NN†: every attribute unknown) or `"iid"` (the coarse LoRA alone). In training,
+`config.training_policy` says which views a forward trains: `joint` runs NN and NN† on every sample in one batched
+pass, `stochastic` routes each sample to one of them, `fine` / `coarse` run one.
 """
 
 from __future__ import annotations
@@ -32,13 +37,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForMaskedLM,
-    AutoModelForSequenceClassification,
-    PreTrainedModel,
-)
+from transformers import AutoModel, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput, logging
@@ -49,14 +48,15 @@ from .pipeline_m2a import CUSTOM_PIPELINES, parse_attribute_vocab
 
 logger = logging.get_logger(__name__)
 
-ADAPTER_CONFIG_NAME = "adapter_config.json"
-ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
 VIEWS = (None, "fine", "coarse", "iid")
 AUTO_MAP = {
     "AutoConfig": "configuration_m2a.M2AConfig",
     "AutoModel": "modeling_m2a.M2AModel",
     "AutoModelForSequenceClassification": "modeling_m2a.M2AForSequenceClassification",
 }
+# Parameter names of checkpoints written before the unknown LoRAs were named `m2a_unknown_lora_*`, as `from_pretrained`
+# `key_mapping` patterns (old name -> new name).
+LEGACY_KEY_MAPPING = {"m2a_attr_A": "m2a_unknown_lora_A", "m2a_attr_B": "m2a_unknown_lora_B"}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -96,8 +96,8 @@ Rows = slice | torch.Tensor | None  # None: no row; slice: a contiguous range (s
 
 @dataclass
 class _AttributeRoute:
-    fine_rows: Rows  # rows whose value is known
-    coarse_rows: Rows  # rows whose value is unknown (c' LoRA)
+    fine_rows: Rows  # rows whose value is known (fine adapter)
+    coarse_rows: Rows  # rows whose value is unknown (unknown LoRA)
     embeddings: torch.Tensor | None  # (n_fine, E) value embeddings of the fine rows
 
 
@@ -115,17 +115,19 @@ class _Router:
         self.state: _Routing | None = None
 
 
-def _rows_from_mask(mask: torch.Tensor, count: int) -> Rows:
-    n = mask.shape[0]
+def _rows(mask: torch.Tensor, count: int, first: int, last: int) -> Rows:
+    """The rows where `mask` (batch,) is true, given their number and the first and last of them (host integers).
+
+    Contiguous rows become a slice; scattered ones a tensor of indices in order, found with a stable sort rather than
+    `nonzero`, whose data-dependent size would cost another host sync.
+    """
     if count == 0:
         return None
-    if count == n:
+    if count == mask.shape[0]:
         return slice(None)
-    idx = mask.nonzero().squeeze(1)
-    first, last = int(idx[0]), int(idx[-1])
     if last - first + 1 == count:
         return slice(first, last + 1)
-    return idx
+    return torch.argsort((~mask).to(torch.uint8), stable=True)[:count]
 
 
 def _select(x: torch.Tensor, rows: Rows) -> torch.Tensor:
@@ -152,8 +154,12 @@ def _add_parts(out: torch.Tensor, parts: list[tuple[Rows, torch.Tensor]]) -> tor
 # The adapted linear layer
 # ----------------------------------------------------------------------------------------------------------------------
 class M2ALinear(nn.Linear):
-    """A frozen `nn.Linear` with a coarse LoRA and, when `num_attributes > 0`, per-attribute c' LoRAs and fine
-    Kronecker adapters. Parameters: `weight`/`bias` (the backbone's, unchanged names) and `m2a_*` adapters."""
+    """A frozen `nn.Linear` with a coarse LoRA and, when `num_attributes > 0`, per-attribute unknown LoRAs and fine
+    Kronecker adapters. Parameters: `weight`/`bias` (the backbone's, unchanged names) and `m2a_*` adapters.
+
+    With `base_layer`, the layer wraps that `nn.Linear`'s own `weight` and `bias` (the same tensors, no copy) and
+    creates its adapters on their device and dtype; otherwise it initialises a weight of its own like `nn.Linear`.
+    """
 
     def __init__(
         self,
@@ -170,26 +176,40 @@ class M2ALinear(nn.Linear):
         embedding_dim: int | None = None,
         kron_factors: list[int] | None = None,
         router: _Router | None = None,
+        base_layer: nn.Linear | None = None,
     ) -> None:
-        super().__init__(in_features, out_features, bias=bias)
+        if base_layer is None:
+            super().__init__(in_features, out_features, bias=bias)
+        else:
+            if (base_layer.in_features, base_layer.out_features) != (in_features, out_features):
+                raise ValueError(
+                    f"`base_layer` is {base_layer.in_features}→{base_layer.out_features}, not "
+                    f"{in_features}→{out_features}."
+                )
+            # nn.Linear's own weight goes to the meta device (nothing allocated), then the backbone's replaces it.
+            super().__init__(in_features, out_features, bias=base_layer.bias is not None, device="meta")
+            self.weight, self.bias = base_layer.weight, base_layer.bias
+        factory = {"device": self.weight.device, "dtype": self.weight.dtype}
         self.rank, self.scaling = rank, alpha / rank
         self.num_attributes = num_attributes
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.m2a_lora_A = nn.Parameter(torch.empty(rank, in_features))
-        self.m2a_lora_B = nn.Parameter(torch.empty(out_features, rank))
+        self.m2a_lora_A = nn.Parameter(torch.empty(rank, in_features, **factory))
+        self.m2a_lora_B = nn.Parameter(torch.empty(out_features, rank, **factory))
         self._router = router
         if num_attributes:
             attribute_rank = attribute_rank or rank
             attribute_alpha = attribute_alpha if attribute_alpha is not None else alpha
-            self.attribute_scaling = attribute_alpha / attribute_rank
+            self.unknown_scaling = attribute_alpha / attribute_rank
             p, q, s, t = kron_shapes(in_features, out_features, kron_factors)
             self.kron_shape = (p, q, s, t)
             # Order of the two small contractions: pick the cheaper one per token.
             self._c_first = s * p * q + s * q * t <= p * q * t + p * s * t
-            self.m2a_attr_A = nn.Parameter(torch.empty(num_attributes, attribute_rank, in_features))
-            self.m2a_attr_B = nn.Parameter(torch.empty(num_attributes, out_features, attribute_rank))
-            self.m2a_fine_gen = nn.Parameter(torch.empty(num_attributes, embedding_dim, p * s))
-            self.m2a_fine_shared = nn.Parameter(torch.empty(num_attributes, q, t))
+            self.m2a_unknown_lora_A = nn.Parameter(torch.empty(num_attributes, attribute_rank, in_features, **factory))
+            self.m2a_unknown_lora_B = nn.Parameter(
+                torch.empty(num_attributes, out_features, attribute_rank, **factory)
+            )
+            self.m2a_fine_gen = nn.Parameter(torch.empty(num_attributes, embedding_dim, p * s, **factory))
+            self.m2a_fine_shared = nn.Parameter(torch.empty(num_attributes, q, t, **factory))
         self.reset_adapter_parameters()
 
     @torch.no_grad()
@@ -200,15 +220,16 @@ class M2ALinear(nn.Linear):
         nn.init.zeros_(self.m2a_lora_B)
         if self.num_attributes:
             for i in range(self.num_attributes):
-                nn.init.kaiming_uniform_(self.m2a_attr_A[i], a=math.sqrt(5))
+                nn.init.kaiming_uniform_(self.m2a_unknown_lora_A[i], a=math.sqrt(5))
                 nn.init.kaiming_uniform_(self.m2a_fine_gen[i].T, a=math.sqrt(5))
                 nn.init.kaiming_uniform_(self.m2a_fine_shared[i], a=math.sqrt(5))
-            nn.init.zeros_(self.m2a_attr_B)
+            nn.init.zeros_(self.m2a_unknown_lora_B)
 
     def adapter_parameters(self) -> dict[str, nn.Parameter]:
+        """The layer's adapter parameters by name (coarse LoRA; with attributes also unknown LoRAs and fine)."""
         names = ["m2a_lora_A", "m2a_lora_B"]
         if self.num_attributes:
-            names += ["m2a_attr_A", "m2a_attr_B", "m2a_fine_gen", "m2a_fine_shared"]
+            names += ["m2a_unknown_lora_A", "m2a_unknown_lora_B", "m2a_fine_gen", "m2a_fine_shared"]
         return {n: getattr(self, n) for n in names}
 
     def fine_delta(self, x: torch.Tensor, factor_c: torch.Tensor, factor_d: torch.Tensor) -> torch.Tensor:
@@ -227,13 +248,6 @@ class M2ALinear(nn.Linear):
             y = torch.einsum("nlpt,nps->nlst", z, factor_c)  # (n, L, s, t)
         return y.reshape(n, length, s * t)
 
-    def coarse_delta_weight(self, include_unknown: bool) -> torch.Tensor:
-        """Dense (out, in) update of the coarse view: s·BA (+ Σ_a s_a·B_a A_a when every value is unknown)."""
-        delta = self.scaling * (self.m2a_lora_B @ self.m2a_lora_A)
-        if include_unknown and self.num_attributes:
-            delta = delta + self.attribute_scaling * torch.einsum("aor,ari->oi", self.m2a_attr_B, self.m2a_attr_A)
-        return delta
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.linear(x, self.weight, self.bias)
         state = self._router.state if self._router is not None else None
@@ -246,10 +260,14 @@ class M2ALinear(nn.Linear):
 
         all_unknown = all(r.fine_rows is None for r in state.attributes)
         if all_unknown:
-            # NN† for the whole batch: one fused low-rank product over [A; A_1; ...] and [s·B, s_a·B_1, ...].
-            lora_a = torch.cat([self.m2a_lora_A, self.m2a_attr_A.flatten(0, 1)], dim=0)
+            # NN† for the whole batch: one fused low-rank product over [A; A_1; ...] and [s·B, s_a·B_1, ...]
+            # (the coarse LoRA and every unknown LoRA).
+            lora_a = torch.cat([self.m2a_lora_A, self.m2a_unknown_lora_A.flatten(0, 1)], dim=0)
             lora_b = torch.cat(
-                [self.scaling * self.m2a_lora_B, self.attribute_scaling * self.m2a_attr_B.permute(1, 0, 2).flatten(1)],
+                [
+                    self.scaling * self.m2a_lora_B,
+                    self.unknown_scaling * self.m2a_unknown_lora_B.permute(1, 0, 2).flatten(1),
+                ],
                 dim=1,
             )
             out = out + F.linear(F.linear(h, lora_a), lora_b)
@@ -259,7 +277,8 @@ class M2ALinear(nn.Linear):
                 parts: list[tuple[Rows, torch.Tensor]] = []
                 if route.coarse_rows is not None:
                     hs = _select(h, route.coarse_rows)
-                    d = self.attribute_scaling * F.linear(F.linear(hs, self.m2a_attr_A[a]), self.m2a_attr_B[a])
+                    d = F.linear(F.linear(hs, self.m2a_unknown_lora_A[a]), self.m2a_unknown_lora_B[a])
+                    d = self.unknown_scaling * d
                     parts.append((route.coarse_rows, d))
                 if route.fine_rows is not None:
                     p, _, s, _ = self.kron_shape
@@ -284,7 +303,8 @@ def _matches(name: str, suffixes: list[str]) -> str | None:
 
 
 def _inject_adapters(backbone: nn.Module, config: M2AConfig, router: _Router) -> None:
-    """Replace the targeted `nn.Linear` layers of `backbone` by `M2ALinear`, chosen by module-name suffix."""
+    """Replace the targeted `nn.Linear` layers of `backbone` by `M2ALinear`, chosen by module-name suffix; each wraps
+    the layer's own weight and bias (no copy)."""
     hidden = config.backbone_config.hidden_size
     embedding_dim = config.value_embedding_dim or hidden
     found: dict[str, int] = dict.fromkeys(config.m2a_target_modules + config.lora_target_modules, 0)
@@ -307,7 +327,6 @@ def _inject_adapters(backbone: nn.Module, config: M2AConfig, router: _Router) ->
         new = M2ALinear(
             module.in_features,
             module.out_features,
-            bias=module.bias is not None,
             rank=config.lora_rank,
             alpha=config.lora_alpha,
             dropout=config.lora_dropout,
@@ -317,8 +336,8 @@ def _inject_adapters(backbone: nn.Module, config: M2AConfig, router: _Router) ->
             embedding_dim=embedding_dim,
             kron_factors=config.kron_factors,
             router=router,
-        ).to(device=module.weight.device, dtype=module.weight.dtype)
-        new.weight, new.bias = module.weight, module.bias
+            base_layer=module,
+        )
         parent_name, _, child = name.rpartition(".")
         setattr(backbone.get_submodule(parent_name) if parent_name else backbone, child, new)
     missing = [s for s, n in found.items() if n == 0]
@@ -337,7 +356,7 @@ def _inject_adapters(backbone: nn.Module, config: M2AConfig, router: _Router) ->
 # ----------------------------------------------------------------------------------------------------------------------
 class M2AClassificationHead(nn.Module):
     """dropout → dense → tanh → dropout → out_proj on the first token (the RoBERTa head; equal to BERT's pooler +
-    classifier, which lets `export_coarse` write a plain checkpoint of either architecture)."""
+    classifier, which lets `m2a_hf.adapters.export_coarse` write a plain checkpoint of either architecture)."""
 
     def __init__(self, hidden_size: int, num_labels: int, dropout: float) -> None:
         super().__init__()
@@ -378,7 +397,7 @@ class M2ASequenceClassifierOutput(ModelOutput):
     """Output of `M2AForSequenceClassification`.
 
     Args:
-        loss (`torch.FloatTensor` of shape `(1,)`, *optional*): training objective of the configured view policy
+        loss (`torch.FloatTensor` of shape `(1,)`, *optional*): training objective of the configured training policy
             (classification + α·MLM [+ λ·NN† + β·KL]) in training; classification loss in evaluation.
         logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`): per-sample routed view (NN).
         coarse_logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*): NN† logits (`joint` only).
@@ -444,6 +463,13 @@ class M2APreTrainedModel(PreTrainedModel):
             self.config.attribute_vocab = json.loads(json.dumps(vocab))
         return super().save_pretrained(save_directory, *args, **kwargs)
 
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
+        """`PreTrainedModel.from_pretrained`, also reading checkpoints whose unknown LoRAs are still named
+        `m2a_attr_A`/`m2a_attr_B` (see `LEGACY_KEY_MAPPING`; a `key_mapping` passed in is applied as well)."""
+        kwargs["key_mapping"] = {**LEGACY_KEY_MAPPING, **(kwargs.get("key_mapping") or {})}
+        return super().from_pretrained(*args, **kwargs)
+
 
 class M2AModel(M2APreTrainedModel):
     """The backbone encoder with M2A adapters; returns the encoder's hidden states.
@@ -484,10 +510,14 @@ class M2AModel(M2APreTrainedModel):
         self.backbone.set_input_embeddings(value)
 
     def adapted_layers(self) -> list[tuple[str, M2ALinear]]:
+        """`(name, layer)` of every `M2ALinear` in the backbone."""
         return [(n, m) for n, m in self.backbone.named_modules() if isinstance(m, M2ALinear)]
 
     def check_attribute_ids(self, attribute_ids: torch.Tensor | None, batch_size: int, view: str | None) -> None:
-        """Raise a `ValueError` naming the problem when `attribute_ids` does not fit this model."""
+        """Raise a `ValueError` naming the problem when `view` or `attribute_ids` does not fit this model.
+
+        Shape and dtype are checked on the host; the value range costs one host sync.
+        """
         names, sizes = self.config.attribute_names, self.config.attribute_sizes
         if view not in VIEWS:
             raise ValueError(f"`view` must be one of {list(VIEWS)}, got {view!r}.")
@@ -521,18 +551,33 @@ class M2AModel(M2APreTrainedModel):
             )
 
     def route(self, attribute_ids: torch.Tensor | None, batch_size: int, view: str | None) -> _Routing:
-        """Compute which rows take the fine and which the coarse path, per attribute (one host sync per forward)."""
+        """Compute which rows take the fine and which the coarse path, per attribute.
+
+        One host sync: the number of known rows and the first and last known and unknown row of every attribute
+        come to the host in a single transfer; scattered rows are then indexed without another one.
+        """
         if view == "iid":
             return _Routing(iid=True, attributes=[])
         num = self.config.num_attributes
         if view == "coarse" or attribute_ids is None:
             return _Routing(iid=False, attributes=[_AttributeRoute(None, slice(None), None)] * num)
+        if batch_size == 0:
+            return _Routing(iid=False, attributes=[_AttributeRoute(None, None, None)] * num)
         known = attribute_ids >= 0  # (batch, A)
-        counts = known.sum(0).tolist()
+        rows = torch.arange(batch_size, device=known.device)[:, None]  # (batch, 1)
+        bounds = torch.stack(
+            [
+                known.sum(0),
+                torch.where(known, rows, batch_size).amin(0),
+                torch.where(known, rows, -1).amax(0),
+                torch.where(known, batch_size, rows).amin(0),
+                torch.where(known, -1, rows).amax(0),
+            ]
+        ).tolist()  # (5, A): the host sync
         routes = []
-        for a in range(num):
-            fine = _rows_from_mask(known[:, a], counts[a])
-            coarse = _rows_from_mask(~known[:, a], batch_size - counts[a])
+        for a, (count, first, last, first_unknown, last_unknown) in enumerate(zip(*bounds, strict=True)):
+            fine = _rows(known[:, a], count, first, last)
+            coarse = _rows(~known[:, a], batch_size - count, first_unknown, last_unknown)
             emb = None
             if fine is not None:
                 emb = self.value_embeddings[a](_select(attribute_ids[:, a], fine))
@@ -551,23 +596,23 @@ class M2AModel(M2APreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        validate_attribute_ids: bool = True,
         **kwargs: Any,
     ) -> BaseModelOutput | tuple:
         r"""
         attribute_ids (`torch.LongTensor` of shape `(batch_size, num_attributes)`):
-            Value id of each attribute in `config.attribute_names` order; `-1` means unknown (that attribute's coarse
-            c' LoRA is used instead of the fine adapter).
+            Value id of each attribute in `config.attribute_names` order; `-1` means unknown (that attribute's
+            unknown LoRA is used instead of the fine adapter).
         view (`str`, *optional*):
             `None`/`"fine"`: per-sample routing; `"coarse"`: every attribute treated as unknown (NN†); `"iid"`: the
             coarse LoRA alone.
+        validate_attribute_ids (`bool`, *optional*, defaults to `True`):
+            Check `view` and `attribute_ids` (`check_attribute_ids`). `M2AForSequenceClassification` checks the
+            caller's ids itself, before its training policy rewrites them, and passes `False`.
         """
-        if input_ids is not None:
-            batch_size = input_ids.shape[0]
-        elif inputs_embeds is not None:
-            batch_size = inputs_embeds.shape[0]
-        else:
-            raise ValueError("You have to specify either `input_ids` or `inputs_embeds`.")
-        self.check_attribute_ids(attribute_ids, batch_size, view)
+        batch_size = _input_shape(input_ids, inputs_embeds)[0]
+        if validate_attribute_ids:
+            self.check_attribute_ids(attribute_ids, batch_size, view)
         self._router.state = self.route(attribute_ids, batch_size, view)
         backbone_kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         outputs = self.backbone(
@@ -592,9 +637,9 @@ class M2AModel(M2APreTrainedModel):
 class M2AForSequenceClassification(M2APreTrainedModel):
     """M2A encoder + classification head (+ MLM head for the masked-LM term).
 
-    Build one from a pretrained backbone with `from_backbone`, train it with the stock `transformers.Trainer`, save it
-    with `save_pretrained` and load it anywhere with
-    `AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)`.
+    Build one on a pretrained backbone with `m2a_hf` (`M2AForSequenceClassification.from_backbone`, available once
+    `m2a_hf` is imported), train it with the stock `transformers.Trainer`, save it with `save_pretrained` and load it
+    anywhere with `AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)`.
     """
 
     keys_to_ignore_at_inference = ["coarse_logits", "mlm_loss", "hidden_states", "attentions"]
@@ -612,94 +657,13 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         self.post_init()
         self.set_stage(1)
 
-    # ------------------------------------------------------------------ construction from a pretrained backbone
-    @classmethod
-    def from_backbone(
-        cls,
-        backbone: str | os.PathLike,
-        attributes: Any = None,
-        num_labels: int = 2,
-        *,
-        id2label: dict[int, str] | None = None,
-        **overrides: Any,
-    ) -> M2AForSequenceClassification:
-        """Build an M2A classifier on the pretrained encoder at `backbone` (local path or Hub repo id).
-
-        Loads the encoder's weights (and its MLM head when the checkpoint has one), freezes them, and adds the
-        adapters. `overrides` are `M2AConfig` fields (`lora_rank=8`, `training_view="stochastic"`, ...).
-        """
-        backbone = str(backbone)
-        backbone_config = AutoConfig.from_pretrained(backbone)
-        mask_token_id = overrides.pop("mask_token_id", None)
-        if mask_token_id is None:
-            mask_token_id = _mask_token_id(backbone)
-        if id2label is not None:
-            id2label = {int(k): str(v) for k, v in id2label.items()}
-            label_kwargs = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
-        else:
-            label_kwargs = {"num_labels": num_labels}
-        config = M2AConfig(
-            backbone_config=backbone_config,
-            attributes=attributes,
-            mask_token_id=mask_token_id,
-            **label_kwargs,
-            **overrides,
-        )
-        model = cls(config)
-        model.load_backbone_weights(backbone)
-        model.name_or_path = backbone
-        model.config.base_model_name_or_path = backbone
-        return model
-
-    @torch.no_grad()
-    def load_backbone_weights(self, backbone: str | os.PathLike) -> None:
-        """Copy pretrained encoder (and MLM-head) weights from `backbone` into this model."""
-        verbosity = logging.get_verbosity()
-        logging.set_verbosity_error()  # the masked-LM load report lists the pooler etc.; we report what matters
-        try:
-            try:
-                pretrained, info = AutoModelForMaskedLM.from_pretrained(str(backbone), output_loading_info=True)
-                encoder = pretrained.base_model
-            except ValueError:  # architecture without a masked-LM class
-                pretrained, info = AutoModel.from_pretrained(str(backbone), output_loading_info=True), None
-                encoder = pretrained[0] if isinstance(pretrained, tuple) else pretrained
-        finally:
-            logging.set_verbosity(verbosity)
-        state = {k: v for k, v in encoder.state_dict().items() if not k.startswith("pooler.")}
-        result = self.m2a.backbone.load_state_dict(state, strict=False)
-        unexpected = list(result.unexpected_keys)
-        missing = [k for k in result.missing_keys if ".m2a_" not in k]
-        if missing or unexpected:
-            raise ValueError(
-                f"backbone weights from {backbone!s} do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}."
-            )
-        head_loaded = False
-        if info is not None:
-            missing_head = [k for k in info["missing_keys"] if not k.endswith("decoder.weight")]
-            head = [m for n, m in pretrained.named_children() if m is not encoder]
-            linears = [m for h in head for m in h.modules() if isinstance(m, nn.Linear)]
-            norms = [m for h in head for m in h.modules() if isinstance(m, nn.LayerNorm)]
-            out_emb = pretrained.get_output_embeddings()
-            if not missing_head and linears and norms and getattr(out_emb, "bias", None) is not None:
-                self.mlm_head.dense.load_state_dict(linears[0].state_dict())
-                self.mlm_head.layer_norm.load_state_dict(norms[0].state_dict())
-                self.mlm_head.bias.copy_(out_emb.bias)
-                head_loaded = True
-        if not head_loaded:
-            logger.warning(
-                "The backbone checkpoint %s has no (complete) masked-LM head: the M2A MLM head starts from random "
-                "initialisation and is trained (train_mlm_head=%s).",
-                backbone,
-                self.config.train_mlm_head,
-            )
-
     # ------------------------------------------------------------------ trainable parameters and stages
     def adapter_parameter_names(self, stage: int = 1) -> list[str]:
-        """Names of the parameters M2A trains (stage 1), or only the c' unknown-value LoRAs (stage 2)."""
+        """Names of the parameters M2A trains (stage 1), or only the unknown LoRAs (stage 2)."""
         names = []
         for layer_name, layer in self.m2a.adapted_layers():
             for pname in layer.adapter_parameters():
-                if stage == 1 or pname.startswith("m2a_attr_"):
+                if stage == 1 or pname.startswith("m2a_unknown_lora_"):
                     names.append(f"m2a.backbone.{layer_name}.{pname}")
         if stage == 1:
             names += [n for n, _ in self.named_parameters() if n.startswith(("m2a.value_embeddings.", "classifier."))]
@@ -713,11 +677,9 @@ class M2AForSequenceClassification(M2APreTrainedModel):
 
     def set_stage(self, stage: int) -> None:
         """Stage 1: joint training of adapters, value embeddings, heads (and LayerNorms), or everything when
-        `full_finetune`. Stage 2 ("continue learning"): only the c' unknown-value LoRAs train, on the coarse view."""
+        `full_finetune`. Stage 2 ("continue learning"): only the unknown LoRAs train, on the coarse view."""
         if stage not in (1, 2):
-            raise ValueError(
-                f"`stage` must be 1 (joint training) or 2 (coarse unknown-value modules only), got {stage!r}."
-            )
+            raise ValueError(f"`stage` must be 1 (joint training) or 2 (the unknown LoRAs only), got {stage!r}.")
         self.training_stage = stage
         if stage == 1 and self.config.full_finetune:
             trainable = None
@@ -729,182 +691,7 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         if trainable is not None:
             word_embeddings.requires_grad_(False)
 
-    def num_parameters_by_group(self) -> dict[str, int]:
-        """Parameter counts: total, trainable, and per adapter kind (for reports and the closed-form check)."""
-        groups = {"total": 0, "trainable": 0, "coarse_lora": 0, "unknown_lora": 0, "fine": 0, "value_embeddings": 0}
-        for name, param in self.named_parameters():
-            n = param.numel()
-            groups["total"] += n
-            groups["trainable"] += n if param.requires_grad else 0
-            if ".m2a_lora_" in name:
-                groups["coarse_lora"] += n
-            elif ".m2a_attr_" in name:
-                groups["unknown_lora"] += n
-            elif ".m2a_fine_" in name:
-                groups["fine"] += n
-            elif name.startswith("m2a.value_embeddings."):
-                groups["value_embeddings"] += n
-        return groups
-
-    # ------------------------------------------------------------------ attribute values after training
-    @torch.no_grad()
-    def resize_attribute_values(self, name: str, num_values: int) -> None:
-        """Grow attribute `name` to `num_values` values (e.g. new users). New rows of the value embedding are zero, so
-        a new value starts with no fine-grained update until it is trained."""
-        names = self.config.attribute_names
-        if name not in names:
-            raise ValueError(f"unknown attribute {name!r}; this model's attributes are {names}.")
-        index = names.index(name)
-        old = self.m2a.value_embeddings[index]
-        if num_values < old.num_embeddings:
-            raise ValueError(
-                f"attribute {name!r} has {old.num_embeddings} values; it can grow but not shrink (got {num_values})."
-            )
-        new = M2AValueEmbedding(num_values, old.embedding_dim).to(old.weight.device, old.weight.dtype)
-        new.weight.zero_()
-        new.weight[: old.num_embeddings] = old.weight
-        new.weight.requires_grad_(old.weight.requires_grad)
-        self.m2a.value_embeddings[index] = new
-        self.config.attributes[index]["num_values"] = num_values
-
-    # ------------------------------------------------------------------ adapters only, and a plain export
-    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
-        """Everything M2A trains (adapters, value embeddings, heads, trained LayerNorms) and no frozen backbone weight."""
-        if self.config.full_finetune:
-            raise ValueError(
-                "this model was fully fine-tuned (`full_finetune=True`): every backbone weight changed, so there is no "
-                "adapter-only checkpoint; use `save_pretrained` / `push_to_hub` for the full model."
-            )
-        params = dict(self.named_parameters())
-        return {name: params[name].detach().contiguous() for name in self.adapter_parameter_names(1)}
-
-    def save_adapter(self, save_directory: str | os.PathLike) -> list[str]:
-        """Write `adapter_config.json` (the M2A config naming its backbone) and `adapter_model.safetensors`.
-
-        Reload with `M2AForSequenceClassification.from_adapter(save_directory)`. Returns the written paths.
-        """
-        from safetensors.torch import save_file
-
-        os.makedirs(save_directory, exist_ok=True)
-        config_path = os.path.join(save_directory, ADAPTER_CONFIG_NAME)
-        weights_path = os.path.join(save_directory, ADAPTER_WEIGHTS_NAME)
-        self.config.to_json_file(config_path)
-        save_file(self.adapter_state_dict(), weights_path, metadata={"format": "pt", "m2a_adapter": "1"})
-        return [config_path, weights_path]
-
-    @classmethod
-    def from_adapter(
-        cls,
-        adapter: str | os.PathLike,
-        backbone: str | os.PathLike | None = None,
-        *,
-        revision: str | None = None,
-        **kwargs: Any,
-    ) -> M2AForSequenceClassification:
-        """Rebuild a model from an adapter-only checkpoint (local dir or Hub repo id) on its backbone.
-
-        `backbone` defaults to the one named in the adapter's config (`base_model_name_or_path`). A backbone whose
-        shapes differ from the one the adapter was trained on is refused with a `ValueError`.
-        """
-        from safetensors.torch import load_file
-        from transformers.utils import cached_file
-
-        config_file = cached_file(str(adapter), ADAPTER_CONFIG_NAME, revision=revision, **kwargs)
-        weights_file = cached_file(str(adapter), ADAPTER_WEIGHTS_NAME, revision=revision, **kwargs)
-        config = M2AConfig.from_json_file(config_file)
-        backbone = backbone or getattr(config, "base_model_name_or_path", None)
-        if not backbone:
-            raise ValueError(f"the adapter at {adapter!s} names no backbone: pass `backbone=` (a path or repo id).")
-        actual = AutoConfig.from_pretrained(str(backbone))
-        keys = (
-            "model_type",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-            "vocab_size",
-        )
-        diffs = {
-            k: (getattr(config.backbone_config, k, None), getattr(actual, k, None))
-            for k in keys
-            if getattr(config.backbone_config, k, None) != getattr(actual, k, None)
-        }
-        if diffs:
-            detail = ", ".join(f"{k}: adapter {a!r} vs backbone {b!r}" for k, (a, b) in diffs.items())
-            raise ValueError(
-                f"the adapter at {adapter!s} was trained on a different backbone than {backbone!s} ({detail})."
-            )
-        model = cls(config)
-        model.load_backbone_weights(str(backbone))
-        state = load_file(weights_file)
-        expected = set(model.adapter_parameter_names(1))
-        if set(state) != expected:
-            missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
-            raise ValueError(f"adapter weights do not fit this model: missing {missing[:5]}, unexpected {extra[:5]}.")
-        model.load_state_dict(state, strict=False)
-        model.config.base_model_name_or_path = str(backbone)
-        return model
-
-    @torch.no_grad()
-    def export_coarse(self, save_directory: str | os.PathLike | None = None) -> PreTrainedModel:
-        """Fold the coarse view (shared LoRA + every unknown-value LoRA + plain LoRAs) into the backbone and return (and
-        save, if a directory is given) a standard `AutoModelForSequenceClassification` of the backbone's own
-        architecture. It loads without remote code and its logits equal this model's `view="coarse"` logits."""
-        backbone_config = copy.deepcopy(self.config.backbone_config)
-        backbone_config.num_labels = self.config.num_labels
-        backbone_config.id2label = dict(self.config.id2label)
-        backbone_config.label2id = dict(self.config.label2id)
-        backbone_config.classifier_dropout = self.classifier.dropout.p
-        plain = AutoModelForSequenceClassification.from_config(backbone_config)
-        state = {}
-        for name, tensor in self.m2a.backbone.state_dict().items():
-            if ".m2a_" not in name:
-                state[name] = tensor.clone()
-        for name, layer in self.m2a.adapted_layers():
-            state[f"{name}.weight"] = layer.weight + layer.coarse_delta_weight(include_unknown=True).to(layer.weight)
-        result = plain.base_model.load_state_dict(state, strict=False)
-        if result.unexpected_keys or any(not k.startswith("pooler.") for k in result.missing_keys):
-            raise ValueError(f"cannot fold into {type(plain).__name__}: {result}")
-        head = getattr(plain, "classifier", None)
-        pooler = getattr(plain.base_model, "pooler", None)
-        if hasattr(head, "dense") and hasattr(head, "out_proj"):  # RoBERTa-style head
-            head.dense.load_state_dict(self.classifier.dense.state_dict())
-            head.out_proj.load_state_dict(self.classifier.out_proj.state_dict())
-        elif isinstance(head, nn.Linear) and pooler is not None and hasattr(pooler, "dense"):  # BERT: pooler + linear
-            pooler.dense.load_state_dict(self.classifier.dense.state_dict())
-            head.load_state_dict(self.classifier.out_proj.state_dict())
-        else:
-            raise NotImplementedError(
-                f"export_coarse supports BERT- and RoBERTa-style classification heads; {type(plain).__name__} has "
-                f"classifier {type(head).__name__}."
-            )
-        plain.eval()
-        if save_directory is not None:
-            plain.save_pretrained(save_directory)
-        return plain
-
     # ------------------------------------------------------------------ forward
-    def _mlm_loss(self, hidden: torch.Tensor, mlm_labels: torch.Tensor) -> torch.Tensor:
-        selected = mlm_labels != -100
-        if not bool(selected.any()):
-            return hidden.new_zeros(())
-        logits = self.mlm_head(hidden[selected], self.m2a.get_input_embeddings().weight)  # (n_masked, vocab)
-        return F.cross_entropy(logits.float(), mlm_labels[selected])
-
-    def _check_labels(self, labels: torch.Tensor | None, mlm_labels: torch.Tensor | None, input_shape) -> None:
-        if labels is not None:
-            valid = labels != -100
-            if bool(((labels[valid] < 0) | (labels[valid] >= self.num_labels)).any()):
-                bad = labels[valid][(labels[valid] < 0) | (labels[valid] >= self.num_labels)][0]
-                raise ValueError(
-                    f"label {int(bad)} is out of range: this model has num_labels={self.num_labels}, so labels must "
-                    f"be in [0, {self.num_labels - 1}] (or -100 to ignore)."
-                )
-        if mlm_labels is not None and tuple(mlm_labels.shape) != tuple(input_shape):
-            raise ValueError(
-                f"`mlm_labels` must have the shape of `input_ids` {tuple(input_shape)}, got {tuple(mlm_labels.shape)}."
-            )
-
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -931,88 +718,46 @@ class M2AForSequenceClassification(M2APreTrainedModel):
             positions are replaced by the mask token (the classifier sees the masked input, as in the reference) and
             the masked-LM loss is added with weight α; in evaluation they are ignored and the input stays clean.
         view (`str`, *optional*):
-            Evaluation view: `None` (per-sample routing), `"coarse"` (NN†, attributes ignored) or `"iid"`.
+            How this forward routes: `None` (per sample), `"coarse"` (NN†, attributes ignored) or `"iid"`. A training
+            forward with labels and no `view` follows `config.training_policy` instead.
+        return_dict (`bool`, *optional*):
+            `False` returns `M2ASequenceClassifierOutput.to_tuple()`: the fields that are set, in field order.
         """
-        shape = (
-            input_ids.shape
-            if input_ids is not None
-            else (inputs_embeds.shape[:2] if inputs_embeds is not None else None)
-        )
-        if shape is None:
-            raise ValueError("You have to specify either `input_ids` or `inputs_embeds`.")
-        batch_size = shape[0]
-        self.m2a.check_attribute_ids(attribute_ids, batch_size, view)
+        shape = _input_shape(input_ids, inputs_embeds)
+        self.m2a.check_attribute_ids(attribute_ids, shape[0], view)  # the caller's ids, once per forward
         self._check_labels(labels, mlm_labels, shape)
-        config = self.config
-        training = self.training and labels is not None and view is None
-        policy = ("coarse" if self.training_stage == 2 else config.training_view) if training else None
-        use_mlm = training and mlm_labels is not None and config.mlm_weight > 0
+        policy = self._training_policy(labels, view)
+        use_mlm = policy is not None and mlm_labels is not None and self.config.mlm_weight > 0
         if use_mlm and input_ids is not None:
-            if config.mask_token_id is None:
+            if self.config.mask_token_id is None:
                 raise ValueError("`mlm_labels` were given but `config.mask_token_id` is not set.")
-            input_ids = input_ids.masked_fill(mlm_labels != -100, config.mask_token_id)
+            input_ids = input_ids.masked_fill(mlm_labels != -100, self.config.mask_token_id)
+        attribute_ids, doubled = self._apply_training_policy(attribute_ids, policy)
 
-        if attribute_ids is not None and view in (None, "fine") and policy in ("joint", "stochastic", "coarse"):
-            unknown = torch.full_like(attribute_ids, -1)
-            if policy == "joint":  # NN rows then NN† rows, one batched pass
-                attribute_ids = torch.cat([attribute_ids, unknown], 0)
-            elif policy == "stochastic":
-                coarse = torch.rand(batch_size, device=attribute_ids.device) < config.effective_stochastic_coarse_prob
-                attribute_ids = torch.where(coarse[:, None], unknown, attribute_ids)
-            else:
-                attribute_ids = unknown
-        doubled = policy == "joint" and attribute_ids is not None and attribute_ids.shape[0] == 2 * batch_size
-
-        def twice(t: torch.Tensor | None) -> torch.Tensor | None:
+        def rows(t: torch.Tensor | None) -> torch.Tensor | None:  # `joint`: the batch twice, NN rows then NN† rows
             return torch.cat([t, t], 0) if (doubled and t is not None) else t
 
         outputs = self.m2a(
-            input_ids=twice(input_ids),
-            attention_mask=twice(attention_mask),
-            token_type_ids=twice(token_type_ids),
+            input_ids=rows(input_ids),
+            attention_mask=rows(attention_mask),
+            token_type_ids=rows(token_type_ids),
             attribute_ids=attribute_ids,
-            position_ids=twice(position_ids),
-            inputs_embeds=twice(inputs_embeds),
+            position_ids=rows(position_ids),
+            inputs_embeds=rows(inputs_embeds),
             view=None if view == "fine" else view,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            validate_attribute_ids=False,
             **kwargs,
         )
         hidden = outputs.last_hidden_state
         all_logits = self.classifier(hidden)
-        logits, coarse_logits = (all_logits[:batch_size], all_logits[batch_size:]) if doubled else (all_logits, None)
-
+        logits, coarse_logits = all_logits.chunk(2) if doubled else (all_logits, None)
         loss = mlm_loss = None
         if labels is not None:
-            ce = F.cross_entropy(all_logits.float(), twice(labels), reduction="none")
-            if use_mlm:
-                mlm_per_view = [self._mlm_loss(h, mlm_labels) for h in (hidden.chunk(2) if doubled else (hidden,))]
-                mlm_loss = mlm_per_view[0]
-            if doubled:
-                ce_fine, ce_coarse = ce.chunk(2)
-                valid = labels != -100
-                loss = _masked_mean(ce_fine, valid) + config.mlm_weight * (mlm_per_view[0] if use_mlm else 0.0)
-                loss = loss + config.coarse_weight * (
-                    _masked_mean(ce_coarse, valid) + config.mlm_weight * (mlm_per_view[1] if use_mlm else 0.0)
-                )
-                if config.kl_weight > 0:
-                    t = config.kl_temperature
-                    kl = F.kl_div(
-                        F.log_softmax(coarse_logits.float() / t, -1),
-                        F.softmax(logits.detach().float() / t, -1),
-                        reduction="batchmean",
-                    )
-                    loss = loss + config.kl_weight * (t * t) * kl
-            else:
-                loss = _masked_mean(ce, labels != -100)
-                if use_mlm:
-                    loss = loss + config.mlm_weight * mlm_loss
-
-        if return_dict is False:
-            out = (logits,) + ((coarse_logits,) if coarse_logits is not None else ())
-            return ((loss,) + out) if loss is not None else out
-        return M2ASequenceClassifierOutput(
+            loss, mlm_loss = self._loss(all_logits, hidden, labels, mlm_labels if use_mlm else None, doubled)
+        output = M2ASequenceClassifierOutput(
             loss=loss,
             logits=logits,
             coarse_logits=coarse_logits,
@@ -1020,24 +765,112 @@ class M2AForSequenceClassification(M2APreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
+        return output.to_tuple() if return_dict is False else output
+
+    def _check_labels(
+        self, labels: torch.Tensor | None, mlm_labels: torch.Tensor | None, input_shape: tuple[int, ...]
+    ) -> None:
+        if labels is not None:
+            valid = labels != -100
+            if bool(((labels[valid] < 0) | (labels[valid] >= self.num_labels)).any()):
+                bad = labels[valid][(labels[valid] < 0) | (labels[valid] >= self.num_labels)][0]
+                raise ValueError(
+                    f"label {int(bad)} is out of range: this model has num_labels={self.num_labels}, so labels must "
+                    f"be in [0, {self.num_labels - 1}] (or -100 to ignore)."
+                )
+        if mlm_labels is not None and tuple(mlm_labels.shape) != tuple(input_shape):
+            raise ValueError(
+                f"`mlm_labels` must have the shape of `input_ids` {tuple(input_shape)}, got {tuple(mlm_labels.shape)}."
+            )
+
+    def _training_policy(self, labels: torch.Tensor | None, view: str | None) -> str | None:
+        """The training policy of this forward: `config.training_policy` (`coarse` in stage 2) for a training forward
+        with labels and no explicit `view`; `None` otherwise (evaluation, inference, a forced view)."""
+        if not (self.training and labels is not None and view is None):
+            return None
+        return "coarse" if self.training_stage == 2 else self.config.training_policy
+
+    def _apply_training_policy(
+        self, attribute_ids: torch.Tensor | None, policy: str | None
+    ) -> tuple[torch.Tensor | None, bool]:
+        """The attribute ids the encoder routes by under `policy`, and whether the batch is doubled.
+
+        `joint`: the ids, then every id unknown (NN rows then NN† rows, one pass over twice the batch);
+        `stochastic`: each row's ids replaced by unknowns with probability `effective_stochastic_coarse_prob`;
+        `coarse`: every id unknown; `fine` or no policy: the ids as given.
+        """
+        if attribute_ids is None or policy in (None, "fine"):
+            return attribute_ids, False
+        unknown = torch.full_like(attribute_ids, -1)
+        if policy == "joint":
+            return torch.cat([attribute_ids, unknown], 0), True
+        if policy == "stochastic":
+            draw = torch.rand(attribute_ids.shape[0], device=attribute_ids.device)
+            coarse = draw < self.config.effective_stochastic_coarse_prob
+            return torch.where(coarse[:, None], unknown, attribute_ids), False
+        return unknown, False
+
+    def _loss(
+        self,
+        all_logits: torch.Tensor,
+        hidden: torch.Tensor,
+        labels: torch.Tensor,
+        mlm_labels: torch.Tensor | None,
+        doubled: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The objective and the masked-LM loss of the routed view (`None` without `mlm_labels`).
+
+        Each view costs classification + α·MLM; a doubled (`joint`) batch adds them as L_NN + λ·L_NN†, plus
+        β·T²·KL(NN ‖ NN†) when `kl_weight > 0`.
+        """
+        config = self.config
+        views = 2 if doubled else 1
+        valid = labels != -100
+        ce = F.cross_entropy(all_logits.float(), labels.repeat(views), reduction="none")
+        terms, mlm_losses = [], []
+        for ce_view, hidden_view in zip(ce.chunk(views), hidden.chunk(views), strict=True):
+            term = _masked_mean(ce_view, valid)
+            if mlm_labels is not None:
+                mlm_losses.append(self._mlm_loss(hidden_view, mlm_labels))
+                term = term + config.mlm_weight * mlm_losses[-1]
+            terms.append(term)
+        loss = terms[0]
+        if doubled:
+            loss = loss + config.coarse_weight * terms[1]
+            if config.kl_weight > 0:
+                loss = loss + config.kl_weight * self._distillation_loss(*all_logits.chunk(2))
+        return loss, (mlm_losses[0] if mlm_losses else None)
+
+    def _mlm_loss(self, hidden: torch.Tensor, mlm_labels: torch.Tensor) -> torch.Tensor:
+        selected = mlm_labels != -100
+        if not bool(selected.any()):
+            return hidden.new_zeros(())
+        logits = self.mlm_head(hidden[selected], self.m2a.get_input_embeddings().weight)  # (n_masked, vocab)
+        return F.cross_entropy(logits.float(), mlm_labels[selected])
+
+    def _distillation_loss(self, logits: torch.Tensor, coarse_logits: torch.Tensor) -> torch.Tensor:
+        """T²·KL(NN ‖ NN†) at temperature T = `kl_temperature`; NN (detached) teaches NN†."""
+        t = self.config.kl_temperature
+        kl = F.kl_div(
+            F.log_softmax(coarse_logits.float() / t, -1),
+            F.softmax(logits.detach().float() / t, -1),
+            reduction="batchmean",
+        )
+        return (t * t) * kl
+
+
+def _input_shape(input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> tuple[int, int]:
+    """`(batch, sequence)` of the input, from `input_ids` or else `inputs_embeds`."""
+    if input_ids is not None:
+        return tuple(input_ids.shape)
+    if inputs_embeds is not None:
+        return tuple(inputs_embeds.shape[:2])
+    raise ValueError("You have to specify either `input_ids` or `inputs_embeds`.")
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mask = mask.to(values.dtype)
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
-
-
-def _mask_token_id(backbone: str) -> int | None:
-    """The tokenizer's mask token id, read from the checkpoint's tokenizer files (no tokenizer object needed)."""
-    try:
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(backbone).mask_token_id
-    except (OSError, ValueError) as err:  # no tokenizer next to the weights
-        logger.warning(
-            "Could not read a mask token from %s (%s); set `mask_token_id` to use the MLM term.", backbone, err
-        )
-        return None
 
 
 __all__ = [

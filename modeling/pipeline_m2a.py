@@ -224,7 +224,7 @@ class M2ATextClassificationPipeline(Pipeline):
             if self.attribute_names:
                 logger.warning(
                     "No attribute vocabulary found (config `attribute_vocab` or %s): every attribute value is treated "
-                    "as unknown (-1), i.e. the model's coarse unknown-value adapters are used.",
+                    "as unknown (-1), i.e. the model's unknown LoRAs are used.",
                     ATTRIBUTE_VOCAB_NAME,
                 )
             return None

@@ -22,9 +22,9 @@ def _config(arm: str, argv: list[str], tmp_path):
 
 
 def test_settings_layering_protocol_quick_command_line_arm(tmp_path):
-    argv = ["--dataset", "clothing", "--quick", "--learning_rate", "1e-3", "--training_view", "fine"]
+    argv = ["--dataset", "clothing", "--quick", "--learning_rate", "1e-3", "--training_policy", "fine"]
     joint = _config("m2a-joint", argv, tmp_path)
-    assert joint.model.training_view == "joint"  # the arm's own field wins over the command line
+    assert joint.model.training_policy == "joint"  # the arm's own field wins over the command line
     assert joint.training.learning_rate == pytest.approx(1e-3)  # command line over protocol
     assert joint.data.max_length == 64 and joint.data.max_train_samples == 300  # quick over protocol
     assert joint.data.attribute_columns == "item,department,class,age"  # protocol[clothing]
@@ -67,7 +67,7 @@ def test_quick_run_writes_full_row_and_table_and_resumes(tmp_path):
     for section, cls in (("model", ModelArguments), ("data", DataArguments), ("procedure", ProcedureArguments)):
         assert set(config[section]) == {f.name for f in dataclasses.fields(cls)}, section
     assert set(config["training"]) >= {f.name for f in dataclasses.fields(TrainingArguments) if f.init} - {"hub_token"}
-    assert config["model"]["training_view"] == "stochastic" and config["data"]["max_length"] == 32
+    assert config["model"]["training_policy"] == "stochastic" and config["data"]["max_length"] == 32
     assert row["data_sizes"] == {"train": 32, "validation": 24, "test": 24}
     assert "commit" in row["git"] and "dirty" in row["git"]
     assert row["machine"]["cpu_count"] and row["wall_seconds"] > 0 and row["train_seconds"] > 0

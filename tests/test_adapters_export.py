@@ -1,7 +1,9 @@
-"""Adapter-only checkpoints, the vanilla coarse-view export and growing an attribute after training."""
+"""Building on a backbone, adapter-only checkpoints, the vanilla coarse-view export and growing an attribute after
+training (`m2a_hf.adapters`)."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
@@ -9,9 +11,18 @@ import textwrap
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertForMaskedLM
 
 from m2a_hf import M2AForSequenceClassification
+from m2a_hf.adapters import (
+    export_coarse,
+    from_adapter,
+    from_backbone,
+    num_parameters_by_group,
+    resize_attribute_values,
+    save_adapter,
+)
 
 
 @pytest.fixture
@@ -36,13 +47,13 @@ def inputs(minilm_tokenizer):
 
 def test_adapter_holds_exactly_the_trained_parameters_and_reloads_identically(trained, inputs, tmp_path):
     enc, attribute_ids = inputs
-    trained.save_adapter(tmp_path / "adapter")
+    save_adapter(trained, tmp_path / "adapter")
     with safe_open(tmp_path / "adapter" / "adapter_model.safetensors", "pt") as f:
         keys = set(f.keys())
     trainable = {n for n, p in trained.named_parameters() if p.requires_grad}
     assert keys == trainable
     assert not any(k.endswith(("query.weight", "value.weight", "word_embeddings.weight")) for k in keys)
-    reloaded = M2AForSequenceClassification.from_adapter(tmp_path / "adapter").eval()
+    reloaded = from_adapter(tmp_path / "adapter").eval()
     with torch.no_grad():
         for view in (None, "coarse"):
             ids = attribute_ids if view is None else None
@@ -57,12 +68,48 @@ def test_adapter_holds_exactly_the_trained_parameters_and_reloads_identically(tr
     assert abs((full - adapter) - frozen_bytes) / frozen_bytes < 0.01
 
 
+def test_adapter_with_the_old_unknown_lora_names_loads(trained, inputs, tmp_path):
+    enc, attribute_ids = inputs
+    save_adapter(trained, tmp_path / "adapter")
+    weights = tmp_path / "adapter" / "adapter_model.safetensors"
+    old = {k.replace(".m2a_unknown_lora_", ".m2a_attr_"): v for k, v in load_file(weights).items()}
+    assert any(k.endswith(".m2a_attr_B") for k in old)
+    save_file(old, weights, metadata={"format": "pt", "m2a_adapter": "1"})
+    reloaded = from_adapter(tmp_path / "adapter").eval()
+    with torch.no_grad():
+        assert torch.equal(reloaded(**enc, view="coarse").logits, trained(**enc, view="coarse").logits)
+        ids = attribute_ids
+        assert torch.equal(reloaded(**enc, attribute_ids=ids).logits, trained(**enc, attribute_ids=ids).logits)
+
+
 def test_adapter_refuses_a_backbone_of_other_shapes(trained, tmp_path):
-    trained.save_adapter(tmp_path / "adapter")
+    save_adapter(trained, tmp_path / "adapter")
     other = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
     BertForMaskedLM(other).save_pretrained(tmp_path / "other")
     with pytest.raises(ValueError, match=r"different backbone .*hidden_size: adapter 384 vs backbone 64"):
-        M2AForSequenceClassification.from_adapter(tmp_path / "adapter", backbone=tmp_path / "other")
+        from_adapter(tmp_path / "adapter", backbone=tmp_path / "other")
+
+
+def test_from_backbone_leaves_the_transformers_verbosity_alone(minilm_path, monkeypatch):
+    from transformers.utils import logging as hf_logging
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the process-wide transformers verbosity was changed")
+
+    for name in ("set_verbosity", "set_verbosity_error", "set_verbosity_warning", "set_verbosity_info"):
+        monkeypatch.setattr(hf_logging, name, forbidden)
+    model = M2AForSequenceClassification.from_backbone(minilm_path, attributes={"user": 2}, lora_rank=2)
+    assert type(model) is M2AForSequenceClassification
+    assert not logging.getLogger("transformers.modeling_utils").filters  # the scoped filter is gone
+
+
+def test_counts_by_group_add_up(minilm_path):
+    model = from_backbone(minilm_path, attributes={"user": 3, "item": 2}, lora_rank=2)
+    groups = num_parameters_by_group(model)
+    named = dict(model.named_parameters())
+    assert groups["unknown_lora"] == sum(p.numel() for n, p in named.items() if ".m2a_unknown_lora_" in n) > 0
+    assert groups["trainable"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert groups["total"] == sum(p.numel() for p in model.parameters())
 
 
 def test_full_finetune_has_no_adapter_checkpoint(minilm_path, tmp_path):
@@ -70,7 +117,7 @@ def test_full_finetune_has_no_adapter_checkpoint(minilm_path, tmp_path):
         minilm_path, attributes={"user": 2}, lora_rank=2, full_finetune=True
     )
     with pytest.raises(ValueError, match="fully fine-tuned"):
-        model.save_adapter(tmp_path)
+        save_adapter(model, tmp_path)
 
 
 EXPORT_CHECK = textwrap.dedent(
@@ -92,7 +139,7 @@ EXPORT_CHECK = textwrap.dedent(
 
 def test_export_coarse_is_a_plain_checkpoint_matching_the_coarse_view(trained, inputs, tmp_path):
     enc, _ = inputs
-    trained.export_coarse(tmp_path / "plain")
+    export_coarse(trained, tmp_path / "plain")
     assert not list((tmp_path / "plain").glob("*.py"))
     with torch.no_grad():
         coarse = trained(**enc, view="coarse").logits
@@ -113,7 +160,7 @@ def test_resize_attribute_values_keeps_old_rows_and_starts_new_ones_at_zero(trai
     enc, attribute_ids = inputs
     with torch.no_grad():
         before = trained(**enc, attribute_ids=attribute_ids).logits
-        trained.resize_attribute_values("user", 12)
+        resize_attribute_values(trained, "user", 12)
         after = trained(**enc, attribute_ids=attribute_ids).logits
         new_user = trained(**enc, attribute_ids=torch.tensor([[11, 2], [11, 3], [11, -1]])).logits
         no_fine_user = trained.m2a.value_embeddings[0].weight[11]
@@ -121,6 +168,6 @@ def test_resize_attribute_values_keeps_old_rows_and_starts_new_ones_at_zero(trai
     assert trained.config.attribute_sizes == [12, 5] and new_user.shape == (3, 3)
     assert torch.count_nonzero(no_fine_user) == 0
     with pytest.raises(ValueError, match=r"can grow but not shrink"):
-        trained.resize_attribute_values("user", 3)
+        resize_attribute_values(trained, "user", 3)
     with pytest.raises(ValueError, match=r"unknown attribute 'age'"):
-        trained.resize_attribute_values("age", 3)
+        resize_attribute_values(trained, "age", 3)

@@ -31,7 +31,7 @@ def trained_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "model"
     flags = (
         "--dataset synthetic --max_train_samples 96 --max_eval_samples 48 --max_length 32 --lora_rank 4 "
-        "--lora_alpha 8 --training_view stochastic --max_steps 4 --per_device_train_batch_size 8 "
+        "--lora_alpha 8 --training_policy stochastic --max_steps 4 --per_device_train_batch_size 8 "
         "--eval_strategy steps --eval_steps 2 --save_strategy steps --save_steps 2 --disable_tqdm True "
         "--seen_attribute user"
     )
@@ -117,3 +117,15 @@ def test_trained_checkpoint_reloads_through_auto_classes(trained_dir):
 def test_cli_usage_and_unknown_command():
     result = m2a_hf("frobnicate")
     assert result.returncode == 2 and "usage: m2a-hf" in result.stdout
+
+
+def test_training_view_flag_is_a_deprecated_alias_of_training_policy():
+    from m2a_hf.cli import _parser
+    from m2a_hf.training import ModelArguments
+
+    with pytest.warns(FutureWarning, match=r"`--training_view` is deprecated and was renamed `--training_policy`"):
+        (args,) = _parser(ModelArguments).parse_args_into_dataclasses(["--training_view", "stochastic"])
+    assert args.training_policy == "stochastic" and args.training_view is None
+    assert args.config_overrides()["training_policy"] == "stochastic"
+    (args,) = _parser(ModelArguments).parse_args_into_dataclasses(["--training_policy", "fine"])
+    assert args.training_policy == "fine" and "training_view" not in args.config_overrides()

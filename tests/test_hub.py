@@ -229,7 +229,7 @@ def test_model_card_metadata_and_body(tiny, tmp_path):
     assert "| 1 | `item` | 4 (`0` … `3`) |" in body
     assert "trust_remote_code=True" in body
     assert 'revision="0123456789abcdef0123456789abcdef01234567"' in body
-    assert 'view="coarse"' in body and "unknown-value" in body
+    assert 'view="coarse"' in body and "unknown LoRA" in body
     assert "| coarse (attribute-free) | all | Accuracy | 0.5500 |" in body
     assert "| fine (attribute-aware) | unseen values | Accuracy | 0.5200 |" in body
     assert "| `learning_rate` | 0.0003 |" in body and "| `lora_rank` | 4 |" in body

@@ -1,18 +1,21 @@
 """The M2A model on real MiniLM weights: factorised Kronecker adapter, per-sample routing, trainable parameters per
-stage, gradient checkpointing, remote-code reload and input validation."""
+stage, gradient checkpointing, outputs, remote-code reload, old checkpoints and input validation."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
 
 import pytest
 import torch
-from transformers import BertConfig, RobertaConfig, RobertaForMaskedLM
+from safetensors.torch import load_file, save_file
+from transformers import BertConfig, BertModel, RobertaConfig, RobertaForMaskedLM
 
 from m2a_hf import M2AConfig, M2AForSequenceClassification, M2ALinear
-from m2a_hf.modeling import kron_shapes
+from m2a_hf.modeling import M2AModel, kron_shapes
+from m2a_hf.modeling.modeling_m2a import _inject_adapters, _Router
 
 
 ATTRS = {"user": 7, "item": 5}
@@ -80,7 +83,40 @@ def test_default_kron_shapes_match_reference_and_any_size():
         kron_shapes(384, 384, [5, 16])
 
 
+def test_adapted_layers_wrap_the_backbone_weights_without_allocating_new_ones(monkeypatch):
+    tiny = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    config = M2AConfig(backbone_config=tiny, attributes={"user": 3}, lora_rank=2)
+    backbone = BertModel(tiny)
+    originals = {n: (m.weight, m.bias) for n, m in backbone.named_modules() if isinstance(m, torch.nn.Linear)}
+    initialised = []  # the device of every nn.Linear weight initialised during the injection
+    reset = torch.nn.Linear.reset_parameters
+
+    def recording_reset(layer: torch.nn.Linear) -> None:
+        initialised.append(layer.weight.device.type)
+        reset(layer)
+
+    monkeypatch.setattr(torch.nn.Linear, "reset_parameters", recording_reset)
+    _inject_adapters(backbone, config, _Router())
+    adapted = {n: m for n, m in backbone.named_modules() if isinstance(m, M2ALinear)}
+    assert len(adapted) == 8  # 2 layers x (query, value, attention.output.dense, intermediate.dense)
+    for name, layer in adapted.items():
+        weight, bias = originals[name]
+        assert layer.weight is weight and layer.bias is bias
+        assert layer.weight.untyped_storage().data_ptr() == weight.untyped_storage().data_ptr()
+    assert initialised and set(initialised) == {"meta"}  # no full-size weight was allocated, let alone initialised
+
+
 # ---------------------------------------------------------------------------------------------- routing
+def test_route_finds_contiguous_and_scattered_rows(model):
+    ids = torch.tensor([[1, -1], [-1, -1], [2, 3], [-1, 4], [0, 1]])
+    user, item = model.m2a.route(ids, 5, None).attributes
+    assert user.fine_rows.tolist() == [0, 2, 4] and user.coarse_rows.tolist() == [1, 3]
+    assert item.fine_rows == slice(2, 5) and item.coarse_rows == slice(0, 2)
+    assert user.embeddings.shape == (3, 384) and item.embeddings.shape == (3, 384)
+    everyone = model.m2a.route(torch.tensor([[1, 2], [3, 4]]), 2, None).attributes
+    assert all(r.fine_rows == slice(None) and r.coarse_rows is None for r in everyone)
+
+
 def test_mixed_batch_rows_equal_rows_alone_and_unknown_equals_coarse(model, batch):
     enc, attribute_ids = batch
     perturb(model)
@@ -162,7 +198,7 @@ def test_only_intended_parameters_get_gradients_stage1(model, batch):
     assert trainable == set(model.adapter_parameter_names(1))
     got = _grad_names(model)
     assert got <= trainable
-    assert any(".m2a_fine_gen" in n for n in got) and any(".m2a_attr_A" in n for n in got)
+    assert any(".m2a_fine_gen" in n for n in got) and any(".m2a_unknown_lora_A" in n for n in got)
     assert any("value_embeddings" in n for n in got) and any(n.startswith("classifier.") for n in got)
     assert any("LayerNorm" in n for n in got) and any(n.startswith("mlm_head.") for n in got)
     # the frozen backbone: no query/key/value weight, no word embedding
@@ -176,16 +212,16 @@ def test_stage2_trains_only_unknown_value_loras_and_keeps_fine_view(model, batch
     model.train()
     model(**_train_batch(enc, attribute_ids)).loss.backward()
     got = _grad_names(model)
-    assert got and all(".m2a_attr_" in n for n in got)
+    assert got and all(".m2a_unknown_lora_" in n for n in got)
     assert {n for n, p in model.named_parameters() if p.requires_grad} == set(model.adapter_parameter_names(2))
-    # Changing the c' modules leaves the all-known (fine) view untouched
+    # Changing the unknown LoRAs leaves the all-known (fine) view untouched
     known = torch.tensor([[1, 2]] * 4)
     model.eval()
     with torch.no_grad():
         before = model(**enc, attribute_ids=known).logits
         for layer in model.modules():
             if isinstance(layer, M2ALinear) and layer.num_attributes:
-                layer.m2a_attr_B.add_(0.1)
+                layer.m2a_unknown_lora_B.add_(0.1)
         after = model(**enc, attribute_ids=known).logits
     torch.testing.assert_close(before, after)
     model.set_stage(1)
@@ -210,7 +246,7 @@ def test_gradient_checkpointing_gives_same_loss_and_gradients(minilm_path, batch
     def run(checkpointing: bool):
         torch.manual_seed(0)
         model = M2AForSequenceClassification.from_backbone(
-            minilm_path, attributes=ATTRS, num_labels=3, lora_rank=4, training_view=policy, kl_weight=0.5
+            minilm_path, attributes=ATTRS, num_labels=3, lora_rank=4, training_policy=policy, kl_weight=0.5
         )
         perturb(model)
         if checkpointing:  # what Trainer(gradient_checkpointing=True) calls (non-reentrant by default)
@@ -241,9 +277,9 @@ def test_joint_loss_is_fine_plus_lambda_coarse(model, batch):
     inputs = _train_batch(enc, attribute_ids)
     model.train()
     joint = model(**inputs)
-    model.config.training_view = "fine"
+    model.config.training_policy = "fine"
     fine = model(**inputs)
-    model.config.training_view = "coarse"
+    model.config.training_policy = "coarse"
     coarse = model(**inputs)
     torch.testing.assert_close(joint.loss, fine.loss + 0.5 * coarse.loss, rtol=1e-4, atol=1e-5)
     model.eval()
@@ -251,6 +287,48 @@ def test_joint_loss_is_fine_plus_lambda_coarse(model, batch):
         ev = model(**inputs)
     assert ev.mlm_loss is None and ev.coarse_logits is None
     torch.testing.assert_close(ev.loss, torch.nn.functional.cross_entropy(ev.logits, inputs["labels"]))
+
+
+def test_tuple_output_keeps_every_field_that_is_set(model, batch):
+    """`return_dict=False` is `to_tuple()`: loss, logits, coarse logits and the MLM loss in training."""
+    enc, attribute_ids = batch
+    inputs = _train_batch(enc, attribute_ids)
+    model.train()
+    torch.manual_seed(0)
+    as_dict = model(**inputs)
+    torch.manual_seed(0)
+    as_tuple = model(**inputs, return_dict=False)
+    assert as_dict.mlm_loss is not None and as_dict.coarse_logits is not None
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == 4
+    for got, expected in zip(as_tuple, as_dict.to_tuple(), strict=True):
+        torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(as_tuple[3], as_dict.mlm_loss)
+    model.eval()
+    with torch.no_grad():
+        logits, hidden_states = model(**enc, attribute_ids=attribute_ids, output_hidden_states=True, return_dict=False)
+    assert logits.shape == (4, 3) and len(hidden_states) == 7  # embeddings + MiniLM's 6 layers
+
+
+def test_attribute_ids_are_validated_once_per_forward(model, batch, monkeypatch):
+    enc, attribute_ids = batch
+    calls = []
+    check = M2AModel.check_attribute_ids
+
+    def counting_check(self, *args):
+        calls.append(args)
+        return check(self, *args)
+
+    monkeypatch.setattr(M2AModel, "check_attribute_ids", counting_check)
+    model.eval()
+    with torch.no_grad():
+        model(**enc, attribute_ids=attribute_ids)
+    assert len(calls) == 1
+    model.train()
+    model(**_train_batch(enc, attribute_ids))  # joint: the encoder runs on twice the batch, checked once
+    assert len(calls) == 2 and calls[-1][0] is attribute_ids and calls[-1][1] == 4
+    with torch.no_grad():
+        model.m2a(**enc, attribute_ids=attribute_ids)  # the encoder alone checks its input itself
+    assert len(calls) == 3
 
 
 # ---------------------------------------------------------------------------------------------- save / reload
@@ -315,6 +393,43 @@ def test_save_and_reload_through_auto_classes_without_m2a_hf(model, batch, tmp_p
         timeout=300,
     )
     assert "REMOTE-OK" in result.stdout, result.stderr[-3000:]
+
+
+def test_checkpoint_with_the_old_unknown_lora_names_loads(model, batch, tmp_path):
+    """Checkpoints written before the rename name the unknown LoRAs `m2a_attr_A` / `m2a_attr_B`."""
+    enc, attribute_ids = batch
+    perturb(model)
+    model.eval()
+    model.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    old = {k.replace(".m2a_unknown_lora_", ".m2a_attr_"): v for k, v in load_file(weights).items()}
+    assert any(k.endswith(".m2a_attr_A") for k in old) and not any("unknown_lora" in k for k in old)
+    save_file(old, weights, metadata={"format": "pt"})
+    reloaded = M2AForSequenceClassification.from_pretrained(tmp_path).eval()
+    encoder = M2AModel.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        for view, ids in ((None, attribute_ids), ("coarse", None)):
+            expected = model(**enc, attribute_ids=ids, view=view).logits
+            assert torch.equal(reloaded(**enc, attribute_ids=ids, view=view).logits, expected), view
+        hidden = model.m2a(**enc, attribute_ids=attribute_ids).last_hidden_state
+        assert torch.equal(encoder(**enc, attribute_ids=attribute_ids).last_hidden_state, hidden)
+
+
+def test_config_json_with_training_view_loads_as_training_policy(tmp_path):
+    tiny = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    M2AConfig(backbone_config=tiny, attributes={"user": 3}, training_policy="stochastic").save_pretrained(tmp_path)
+    path = tmp_path / "config.json"
+    data = json.loads(path.read_text())
+    data["training_view"] = data.pop("training_policy")  # a config.json written before the rename
+    path.write_text(json.dumps(data))
+    with pytest.warns(FutureWarning, match=r"`training_view` is deprecated and was renamed `training_policy`"):
+        config = M2AConfig.from_pretrained(tmp_path)
+    assert config.training_policy == "stochastic" and config.training_view == "stochastic"
+    config.save_pretrained(tmp_path / "again")
+    saved = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert saved["training_policy"] == "stochastic" and "training_view" not in saved
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match=r"disagree; pass only `training_policy`"):
+        M2AConfig(backbone_config=tiny, training_policy="fine", training_view="coarse")
 
 
 # ---------------------------------------------------------------------------------------------- other backbones
@@ -393,9 +508,9 @@ def test_bad_labels_view_and_config_raise_clear_errors(model, batch):
         )
     tiny = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
     with pytest.raises(
-        ValueError, match=r"`training_view` must be one of \['joint', 'stochastic', 'fine', 'coarse'\]"
+        ValueError, match=r"`training_policy` must be one of \['joint', 'stochastic', 'fine', 'coarse'\]"
     ):
-        M2AConfig(backbone_config=tiny, training_view="both")
+        M2AConfig(backbone_config=tiny, training_policy="both")
     with pytest.raises(ValueError, match=r"attribute 'user': `num_values` must be an integer >= 0, got -3"):
         M2AConfig(backbone_config=tiny, attributes={"user": -3})
     with pytest.raises(ValueError, match=r"`stage` must be 1"):

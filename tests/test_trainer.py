@@ -33,7 +33,7 @@ def test_five_stock_trainer_steps_lower_the_training_loss(
         num_labels=5,
         lora_rank=8,
         lora_alpha=16,
-        training_view=policy,
+        training_policy=policy,
     )
     args = TrainingArguments(
         output_dir=str(tmp_path),
@@ -147,7 +147,7 @@ def test_stage2_is_kept_only_if_it_beats_the_stage1_attribute_free_dev_accuracy(
 
 
 def test_no_fine_ablation_reports_seen_and_unseen_by_the_data_not_the_routing(minilm_path, tmp_path):
-    """The `use_fine_view=False` ablation routes every sample to the unknown-value modules, but "seen" still means the
+    """The `use_fine_view=False` ablation routes every sample to the unknown LoRAs, but "seen" still means the
     test sample's user occurred in training, so its seen/unseen split is comparable with the other arms'."""
     from datasets import DatasetDict
 

@@ -7,7 +7,7 @@ gets. `run.py` layers them as
 
     dataclass defaults < protocol < protocol[dataset] < --quick < flags given on the command line < arm
 
-so an arm's own fields (its `training_view`, `kl_weight`, ...) always hold, and everything else is shared.
+so an arm's own fields (its `training_policy`, `kl_weight`, ...) always hold, and everything else is shared.
 
 M2A† (attributes dropped at test time) needs no arm of its own: every M2A arm is evaluated in both views, and the
 coarse view is reported before (`stage1.coarse`) and after (`stage2.coarse`) the second, coarse-only stage.
@@ -66,38 +66,38 @@ ARMS: dict[str, Arm] = {
             "m2a-joint",
             "m2a",
             "M2A, reference behaviour: NN and NN† on every sample (L_NN + 0.5·L_NN†), no KL, then stage 2.",
-            model={"training_view": "joint"},
+            model={"training_policy": "joint"},
         ),
         Arm(
             "m2a-stochastic",
             "m2a",
             "M2A, one pass per sample: each sample is routed to NN† with probability λ/(1+λ) = 1/3, then stage 2.",
-            model={"training_view": "stochastic"},
+            model={"training_policy": "stochastic"},
         ),
         Arm(
             "m2a-kl",
             "m2a",
             "M2A joint with the paper's distillation term: β = 0.5 · KL(NN ‖ NN†), temperature 4.",
-            model={"training_view": "joint", "kl_weight": 0.5},
+            model={"training_policy": "joint", "kl_weight": 0.5},
         ),
         Arm(
             "m2a-no-fine",
             "m2a",
             "Ablation '− fine-grained view (all)': every attribute value unknown, so only the coarse modules "
-            "(shared LoRA + per-attribute unknown-value LoRAs) train and predict.",
-            model={"training_view": "coarse", "use_fine_view": False},
+            "(shared LoRA + per-attribute unknown LoRAs) train and predict.",
+            model={"training_policy": "coarse", "use_fine_view": False},
         ),
         Arm(
             "m2a-no-mlm",
             "m2a",
             "Ablation '− text generation task': no masked-LM loss and no input masking (mlm_weight = 0).",
-            model={"training_view": "joint", "mlm_weight": 0.0},
+            model={"training_policy": "joint", "mlm_weight": 0.0},
         ),
         Arm(
             "m2a-fft",
             "m2a",
             "M2A‡: M2A joint with the whole backbone trained too (full fine-tuning learning rate).",
-            model={"training_view": "joint", "full_finetune": True},
+            model={"training_policy": "joint", "full_finetune": True},
             learning_rate="full",
         ),
     )
@@ -121,7 +121,7 @@ def get_arm(name: str) -> Arm:
             name,
             "m2a",
             f"Ablation: M2A joint with the single attribute {attribute!r} (the others are not given to the model).",
-            model={"training_view": "joint"},
+            model={"training_policy": "joint"},
             data={"attribute_columns": attribute},
         )
     raise ValueError(f"unknown arm {name!r}; expected one of {sorted(ARMS)} or '{ATTRIBUTE_ARM_PREFIX}<attribute>'.")

@@ -338,7 +338,7 @@ def render(rows: list[dict[str, Any]], source: str = "") -> str:
         "acc / macro-F1 / seen / unseen in %, RMSE on the rating scale (labels as ordinal ratings); mean ± sample std "
         "over seeds where a row has ≥ 2 seeds. `†` = M2A† (the same model with the attributes dropped at test time), "
         "after stage 2 unless marked. *seen* = test samples whose attribute value(s) occurred in training; *unseen* = "
-        "the rest (routed to the unknown-value modules). Δ = accuracy points against `lora` of the same group.",
+        "the rest (routed to the unknown LoRAs). Δ = accuracy points against `lora` of the same group.",
         "",
     ]
     groups: dict[tuple[str, str, bool], list[dict[str, Any]]] = defaultdict(list)

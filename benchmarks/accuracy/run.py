@@ -223,7 +223,7 @@ def parse_args(argv: list[str] | None = None):
             name = token[2:].split("=", 1)[0].replace("-", "_")
             if name not in names and name.startswith("no_"):
                 name = name[3:]
-            explicit.add(name)
+            explicit.add("training_policy" if name == "training_view" else name)  # the deprecated flag's field
     return (*parsed, explicit)
 
 
@@ -499,7 +499,7 @@ def resolved_model_config(result, config: RunConfig) -> dict[str, Any]:
         "coarse_weight",
         "kl_weight",
         "kl_temperature",
-        "training_view",
+        "training_policy",
         "stochastic_coarse_prob",
         "full_finetune",
         "train_layer_norms",

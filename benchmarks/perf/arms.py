@@ -13,10 +13,10 @@ Arms (see README.md for what each one measures):
 
     lora_r8, lora_r128     peft LoRA on AutoModelForSequenceClassification, M2A's coarse placement, head trainable
     full_ft                full fine-tuning of the same backbone
-    m2a_joint              M2A, training_view="joint"       (NN and NN† in one batched pass)
-    m2a_stochastic         M2A, training_view="stochastic"  (each sample routed to NN or NN†)
-    m2a_fine               M2A, training_view="fine"        (single view, every value known)
-    m2a_unknown            M2A, training_view="fine" with every attribute id -1 (the c' LoRAs, NN†)
+    m2a_joint              M2A, training_policy="joint"       (NN and NN† in one batched pass)
+    m2a_stochastic         M2A, training_policy="stochastic"  (each sample routed to NN or NN†)
+    m2a_fine               M2A, training_policy="fine"        (single view, every value known)
+    m2a_unknown            M2A, training_policy="fine" with every attribute id -1 (the unknown LoRAs, NN†)
     materialised           the reference's algorithm (materialised.py): dense C⊗D per sample, two forwards, full MLM
 """
 
@@ -274,14 +274,14 @@ def full_ft(spec: dict) -> Arm:
     )
 
 
-def build_m2a(spec: dict, training_view: str):
+def build_m2a(spec: dict, training_policy: str):
     """M2A with the reference's ranks (r = r_a = 128, alpha 256, dropout 0.1) and the spec's attributes."""
     from m2a_hf import M2AConfig, M2AForSequenceClassification
 
     kwargs = {
         "attributes": dict(spec["attributes"]),
         "num_labels": spec["num_labels"],
-        "training_view": training_view,
+        "training_policy": training_policy,
         "lora_rank": spec["lora_rank"],
         "lora_alpha": 2 * spec["lora_rank"],
         "lora_dropout": 0.1,
@@ -294,7 +294,9 @@ def build_m2a(spec: dict, training_view: str):
 
 
 def _m2a_counts(model, spec: dict) -> tuple[dict[str, int], dict[str, int]]:
-    groups = model.num_parameters_by_group()
+    from m2a_hf.adapters import num_parameters_by_group
+
+    groups = num_parameters_by_group(model)
     expected = closed_form_m2a(
         model.config.backbone_config,
         dict(spec["attributes"]),
@@ -305,12 +307,12 @@ def _m2a_counts(model, spec: dict) -> tuple[dict[str, int], dict[str, int]]:
     )
     actual = {k: groups[k] for k in expected}
     if count_trainable(model) != groups["trainable"]:
-        raise ParamCountError("num_parameters_by_group()['trainable'] disagrees with requires_grad.")
+        raise ParamCountError("num_parameters_by_group(model)['trainable'] disagrees with requires_grad.")
     return expected, actual
 
 
-def _m2a_arm(spec: dict, training_view: str, unknown: bool = False) -> Arm:
-    model = build_m2a(spec, training_view)
+def _m2a_arm(spec: dict, training_policy: str, unknown: bool = False) -> Arm:
+    model = build_m2a(spec, training_policy)
 
     def ids(b: Batch) -> torch.Tensor:
         return torch.full_like(b["attribute_ids"], -1) if unknown else b["attribute_ids"]
@@ -329,7 +331,9 @@ def _m2a_arm(spec: dict, training_view: str, unknown: bool = False) -> Arm:
         return model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], attribute_ids=ids(b)).logits
 
     expected, actual = _m2a_counts(model, spec)
-    return Arm(model, loss_fn, infer_fn, expected, actual, notes={"training_view": training_view, "unknown": unknown})
+    return Arm(
+        model, loss_fn, infer_fn, expected, actual, notes={"training_policy": training_policy, "unknown": unknown}
+    )
 
 
 def m2a_joint(spec: dict) -> Arm:
@@ -348,7 +352,7 @@ def m2a_fine(spec: dict) -> Arm:
 
 
 def m2a_unknown(spec: dict) -> Arm:
-    """M2A single view with every attribute id -1: the coarse c' LoRAs replace the fine adapters (NN†), MLM on."""
+    """M2A single view with every attribute id -1: the unknown LoRAs replace the fine adapters (NN†), MLM on."""
     return _m2a_arm(spec, "fine", unknown=True)
 
 

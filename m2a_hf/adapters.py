@@ -1,0 +1,446 @@
+"""Operations on an M2A model that loading and inference do not need, kept out of the remote code.
+
+`modeling/` ships inside every checkpoint and every `trust_remote_code=True` user audits it, so it holds only what
+loading, inference and the training forward need. Everything else lives here, as free functions on a model:
+
+- building a model on a pretrained backbone: `from_backbone`, `load_backbone_weights`;
+- adapter-only checkpoints: `adapter_state_dict`, `save_adapter`, `from_adapter`;
+- a plain export of the coarse view: `export_coarse`;
+- growing an attribute's vocabulary: `resize_attribute_values`;
+- parameter counts per adapter kind: `num_parameters_by_group`.
+
+The two constructors are also classmethods, `M2AForSequenceClassification.from_backbone` and `.from_adapter`,
+installed on the class when `m2a_hf` is imported (the class itself cannot import `m2a_hf`). A class loaded as remote
+code in a process without `m2a_hf` does not have them: it only loads trained checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    PreTrainedModel,
+)
+
+from m2a_hf.modeling import M2AConfig, M2AForSequenceClassification, M2ALinear
+from m2a_hf.modeling.modeling_m2a import LEGACY_KEY_MAPPING, M2AValueEmbedding
+
+
+logger = logging.getLogger(__name__)
+
+ADAPTER_CONFIG_NAME = "adapter_config.json"
+ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
+PARAMETER_GROUPS = ("total", "trainable", "coarse_lora", "unknown_lora", "fine", "value_embeddings")
+"""Keys of `num_parameters_by_group`: all parameters, the trainable ones, and each adapter kind."""
+_BACKBONE_SHAPE_KEYS = (
+    "model_type",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "vocab_size",
+)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Building a model on a pretrained backbone
+# ----------------------------------------------------------------------------------------------------------------------
+def from_backbone(
+    backbone: str | os.PathLike,
+    attributes: Any = None,
+    num_labels: int = 2,
+    *,
+    id2label: dict[int, str] | None = None,
+    model_class: type[M2AForSequenceClassification] | None = None,
+    **overrides: Any,
+) -> M2AForSequenceClassification:
+    """Build an M2A classifier on the pretrained encoder at `backbone` (local path or Hub repo id).
+
+    Loads the encoder's weights (and its MLM head when the checkpoint has one), freezes them, and adds the adapters.
+    Also available as `M2AForSequenceClassification.from_backbone(...)`.
+
+    Args:
+        backbone: Path or Hub id of the encoder checkpoint.
+        attributes: Attribute names with their number of values, e.g. `{"user": 1631, "item": 1633}`.
+        num_labels: Number of classes (ignored when `id2label` is given).
+        id2label: Class names by id.
+        model_class: The class to build (a subclass of `M2AForSequenceClassification`); defaults to it.
+        **overrides: `M2AConfig` fields (`lora_rank=8`, `training_policy="stochastic"`, ...).
+
+    Returns:
+        The model, in stage 1, with `config.base_model_name_or_path` set to `backbone`.
+    """
+    backbone = str(backbone)
+    backbone_config = AutoConfig.from_pretrained(backbone)
+    mask_token_id = overrides.pop("mask_token_id", None)
+    if mask_token_id is None:
+        mask_token_id = _mask_token_id(backbone)
+    if id2label is not None:
+        id2label = {int(k): str(v) for k, v in id2label.items()}
+        label_kwargs: dict[str, Any] = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+    else:
+        label_kwargs = {"num_labels": num_labels}
+    config = M2AConfig(
+        backbone_config=backbone_config,
+        attributes=attributes,
+        mask_token_id=mask_token_id,
+        **label_kwargs,
+        **overrides,
+    )
+    model = (model_class or M2AForSequenceClassification)(config)
+    load_backbone_weights(model, backbone)
+    model.name_or_path = backbone
+    model.config.base_model_name_or_path = backbone
+    return model
+
+
+@torch.no_grad()
+def load_backbone_weights(model: M2AForSequenceClassification, backbone: str | os.PathLike) -> None:
+    """Copy the pretrained encoder (and masked-LM head) weights at `backbone` into `model`.
+
+    Args:
+        model: The M2A model to fill.
+        backbone: Path or Hub id of the encoder checkpoint.
+
+    Raises:
+        ValueError: The encoder's weights do not fit the model's backbone.
+    """
+    with _without_loading_warnings():  # the pooler and head keys it lists are checked below
+        try:
+            pretrained, info = AutoModelForMaskedLM.from_pretrained(str(backbone), output_loading_info=True)
+            encoder = pretrained.base_model
+        except ValueError:  # architecture without a masked-LM class
+            pretrained, info = AutoModel.from_pretrained(str(backbone), output_loading_info=True), None
+            encoder = pretrained[0] if isinstance(pretrained, tuple) else pretrained
+    state = {k: v for k, v in encoder.state_dict().items() if not k.startswith("pooler.")}
+    result = model.m2a.backbone.load_state_dict(state, strict=False)
+    unexpected = list(result.unexpected_keys)
+    missing = [k for k in result.missing_keys if ".m2a_" not in k]
+    if missing or unexpected:
+        raise ValueError(
+            f"backbone weights from {backbone!s} do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}."
+        )
+    if not (info is not None and _load_mlm_head(model, pretrained, encoder, info)):
+        logger.warning(
+            "The backbone checkpoint %s has no (complete) masked-LM head: the M2A MLM head starts from random "
+            "initialisation and is trained (train_mlm_head=%s).",
+            backbone,
+            model.config.train_mlm_head,
+        )
+
+
+def _load_mlm_head(model: M2AForSequenceClassification, pretrained: nn.Module, encoder: nn.Module, info: dict) -> bool:
+    """Copy the masked-LM head's transform and bias into `model.mlm_head`; False if the checkpoint lacks them."""
+    missing_head = [k for k in info["missing_keys"] if not k.endswith("decoder.weight")]
+    head = [m for _, m in pretrained.named_children() if m is not encoder]
+    linears = [m for h in head for m in h.modules() if isinstance(m, nn.Linear)]
+    norms = [m for h in head for m in h.modules() if isinstance(m, nn.LayerNorm)]
+    out_emb = pretrained.get_output_embeddings()
+    if missing_head or not linears or not norms or getattr(out_emb, "bias", None) is None:
+        return False
+    model.mlm_head.dense.load_state_dict(linears[0].state_dict())
+    model.mlm_head.layer_norm.load_state_dict(norms[0].state_dict())
+    model.mlm_head.bias.copy_(out_emb.bias)
+    return True
+
+
+class _BelowError(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+@contextlib.contextmanager
+def _without_loading_warnings() -> Iterator[None]:
+    """Drop the warnings (load report, missing tied weights) of transformers' model-loading logger inside the block.
+
+    A filter on that one logger, removed on exit: the process-wide transformers verbosity is never changed.
+    """
+    target = logging.getLogger("transformers.modeling_utils")
+    quiet = _BelowError()
+    target.addFilter(quiet)
+    try:
+        yield
+    finally:
+        target.removeFilter(quiet)
+
+
+def _mask_token_id(backbone: str) -> int | None:
+    """The tokenizer's mask token id, read from the checkpoint's tokenizer files (None without a tokenizer)."""
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(backbone).mask_token_id
+    except (OSError, ValueError) as err:  # no tokenizer next to the weights
+        logger.warning(
+            "Could not read a mask token from %s (%s); set `mask_token_id` to use the MLM term.", backbone, err
+        )
+        return None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Parameter counts and growing an attribute
+# ----------------------------------------------------------------------------------------------------------------------
+def num_parameters_by_group(model: M2AForSequenceClassification) -> dict[str, int]:
+    """Parameter counts of `model`: total, trainable, and per adapter kind (for reports and closed-form checks).
+
+    Args:
+        model: An M2A model.
+
+    Returns:
+        A dict with the keys of `PARAMETER_GROUPS`: `coarse_lora` (`m2a_lora_*`), `unknown_lora`
+        (`m2a_unknown_lora_*`), `fine` (`m2a_fine_*`) and `value_embeddings`.
+    """
+    groups = dict.fromkeys(PARAMETER_GROUPS, 0)
+    for name, param in model.named_parameters():
+        n = param.numel()
+        groups["total"] += n
+        groups["trainable"] += n if param.requires_grad else 0
+        if ".m2a_lora_" in name:
+            groups["coarse_lora"] += n
+        elif ".m2a_unknown_lora_" in name:
+            groups["unknown_lora"] += n
+        elif ".m2a_fine_" in name:
+            groups["fine"] += n
+        elif name.startswith("m2a.value_embeddings."):
+            groups["value_embeddings"] += n
+    return groups
+
+
+@torch.no_grad()
+def resize_attribute_values(model: M2AForSequenceClassification, name: str, num_values: int) -> None:
+    """Grow attribute `name` of `model` to `num_values` values (e.g. new users), in place.
+
+    New rows of the value embedding are zero, so a new value has no fine-grained update until it is trained.
+
+    Args:
+        model: An M2A model.
+        name: One of `model.config.attribute_names`.
+        num_values: The new number of values, at least the current one.
+
+    Raises:
+        ValueError: Unknown attribute, or fewer values than now.
+    """
+    names = model.config.attribute_names
+    if name not in names:
+        raise ValueError(f"unknown attribute {name!r}; this model's attributes are {names}.")
+    index = names.index(name)
+    old = model.m2a.value_embeddings[index]
+    if num_values < old.num_embeddings:
+        raise ValueError(
+            f"attribute {name!r} has {old.num_embeddings} values; it can grow but not shrink (got {num_values})."
+        )
+    new = M2AValueEmbedding(num_values, old.embedding_dim).to(old.weight.device, old.weight.dtype)
+    new.weight.zero_()
+    new.weight[: old.num_embeddings] = old.weight
+    new.weight.requires_grad_(old.weight.requires_grad)
+    model.m2a.value_embeddings[index] = new
+    model.config.attributes[index]["num_values"] = num_values
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Adapter-only checkpoints
+# ----------------------------------------------------------------------------------------------------------------------
+def adapter_state_dict(model: M2AForSequenceClassification) -> dict[str, torch.Tensor]:
+    """Everything M2A trains (adapters, value embeddings, heads, trained LayerNorms), no frozen backbone weight.
+
+    Raises:
+        ValueError: The model was fully fine-tuned, so every weight is trained.
+    """
+    if model.config.full_finetune:
+        raise ValueError(
+            "this model was fully fine-tuned (`full_finetune=True`): every backbone weight changed, so there is no "
+            "adapter-only checkpoint; use `save_pretrained` / `push_to_hub` for the full model."
+        )
+    params = dict(model.named_parameters())
+    return {name: params[name].detach().contiguous() for name in model.adapter_parameter_names(1)}
+
+
+def save_adapter(model: M2AForSequenceClassification, save_directory: str | os.PathLike) -> list[str]:
+    """Write `adapter_config.json` (the M2A config naming its backbone) and `adapter_model.safetensors`.
+
+    Reload with `from_adapter(save_directory)`.
+
+    Args:
+        model: An M2A model built with `from_backbone`.
+        save_directory: Folder to write (created if needed).
+
+    Returns:
+        The paths written.
+    """
+    from safetensors.torch import save_file
+
+    os.makedirs(save_directory, exist_ok=True)
+    config_path = os.path.join(save_directory, ADAPTER_CONFIG_NAME)
+    weights_path = os.path.join(save_directory, ADAPTER_WEIGHTS_NAME)
+    model.config.to_json_file(config_path)
+    save_file(adapter_state_dict(model), weights_path, metadata={"format": "pt", "m2a_adapter": "1"})
+    return [config_path, weights_path]
+
+
+def from_adapter(
+    adapter: str | os.PathLike,
+    backbone: str | os.PathLike | None = None,
+    *,
+    revision: str | None = None,
+    model_class: type[M2AForSequenceClassification] | None = None,
+    **kwargs: Any,
+) -> M2AForSequenceClassification:
+    """Rebuild a model from an adapter-only checkpoint (local folder or Hub repo id) on its backbone.
+
+    Also available as `M2AForSequenceClassification.from_adapter(...)`.
+
+    Args:
+        adapter: Folder or Hub repo id holding `adapter_config.json` and `adapter_model.safetensors`.
+        backbone: Path or Hub id of the encoder; defaults to the one named in the adapter's config.
+        revision: Hub revision of the adapter.
+        model_class: The class to build; defaults to `M2AForSequenceClassification`.
+        **kwargs: Passed to `transformers.utils.cached_file` (e.g. `token=`).
+
+    Raises:
+        ValueError: No backbone named, a backbone of other shapes, or weights that do not fit.
+    """
+    from safetensors.torch import load_file
+    from transformers.utils import cached_file
+
+    config_file = cached_file(str(adapter), ADAPTER_CONFIG_NAME, revision=revision, **kwargs)
+    weights_file = cached_file(str(adapter), ADAPTER_WEIGHTS_NAME, revision=revision, **kwargs)
+    config = M2AConfig.from_json_file(config_file)
+    backbone = backbone or getattr(config, "base_model_name_or_path", None)
+    if not backbone:
+        raise ValueError(f"the adapter at {adapter!s} names no backbone: pass `backbone=` (a path or repo id).")
+    actual = AutoConfig.from_pretrained(str(backbone))
+    diffs = {
+        k: (getattr(config.backbone_config, k, None), getattr(actual, k, None))
+        for k in _BACKBONE_SHAPE_KEYS
+        if getattr(config.backbone_config, k, None) != getattr(actual, k, None)
+    }
+    if diffs:
+        detail = ", ".join(f"{k}: adapter {a!r} vs backbone {b!r}" for k, (a, b) in diffs.items())
+        raise ValueError(
+            f"the adapter at {adapter!s} was trained on a different backbone than {backbone!s} ({detail})."
+        )
+    model = (model_class or M2AForSequenceClassification)(config)
+    load_backbone_weights(model, str(backbone))
+    state = {_current_key(k): v for k, v in load_file(weights_file).items()}
+    expected = set(model.adapter_parameter_names(1))
+    if set(state) != expected:
+        missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+        raise ValueError(f"adapter weights do not fit this model: missing {missing[:5]}, unexpected {extra[:5]}.")
+    model.load_state_dict(state, strict=False)
+    model.config.base_model_name_or_path = str(backbone)
+    return model
+
+
+def _current_key(key: str) -> str:
+    """A parameter name with the renamings of `LEGACY_KEY_MAPPING` applied (old adapter files)."""
+    for pattern, replacement in LEGACY_KEY_MAPPING.items():
+        key = re.sub(pattern, replacement, key)
+    return key
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# A plain checkpoint of the coarse view
+# ----------------------------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def export_coarse(
+    model: M2AForSequenceClassification, save_directory: str | os.PathLike | None = None
+) -> PreTrainedModel:
+    """Fold the coarse view into the backbone: a standard `AutoModelForSequenceClassification` of its architecture.
+
+    The coarse LoRA, every unknown LoRA and the plain LoRAs are added to the weights they adapt. The result loads
+    without remote code and its logits equal `model(..., view="coarse").logits`.
+
+    Args:
+        model: An M2A model with a BERT- or RoBERTa-style backbone.
+        save_directory: Also `save_pretrained` the result there.
+
+    Returns:
+        The plain model, in eval mode.
+
+    Raises:
+        NotImplementedError: The backbone's classification head is neither BERT- nor RoBERTa-style.
+    """
+    backbone_config = copy.deepcopy(model.config.backbone_config)
+    backbone_config.num_labels = model.config.num_labels
+    backbone_config.id2label = dict(model.config.id2label)
+    backbone_config.label2id = dict(model.config.label2id)
+    backbone_config.classifier_dropout = model.classifier.dropout.p
+    plain = AutoModelForSequenceClassification.from_config(backbone_config)
+    state = {name: t.clone() for name, t in model.m2a.backbone.state_dict().items() if ".m2a_" not in name}
+    for name, layer in model.m2a.adapted_layers():
+        state[f"{name}.weight"] = layer.weight + _coarse_delta_weight(layer).to(layer.weight)
+    result = plain.base_model.load_state_dict(state, strict=False)
+    if result.unexpected_keys or any(not k.startswith("pooler.") for k in result.missing_keys):
+        raise ValueError(f"cannot fold into {type(plain).__name__}: {result}")
+    head = getattr(plain, "classifier", None)
+    pooler = getattr(plain.base_model, "pooler", None)
+    if hasattr(head, "dense") and hasattr(head, "out_proj"):  # RoBERTa-style head
+        head.dense.load_state_dict(model.classifier.dense.state_dict())
+        head.out_proj.load_state_dict(model.classifier.out_proj.state_dict())
+    elif isinstance(head, nn.Linear) and pooler is not None and hasattr(pooler, "dense"):  # BERT: pooler + linear
+        pooler.dense.load_state_dict(model.classifier.dense.state_dict())
+        head.load_state_dict(model.classifier.out_proj.state_dict())
+    else:
+        raise NotImplementedError(
+            f"export_coarse supports BERT- and RoBERTa-style classification heads; {type(plain).__name__} has "
+            f"classifier {type(head).__name__}."
+        )
+    plain.eval()
+    if save_directory is not None:
+        plain.save_pretrained(save_directory)
+    return plain
+
+
+def _coarse_delta_weight(layer: M2ALinear) -> torch.Tensor:
+    """Dense (out, in) update of `layer` in the coarse view: s·BA + Σ_a s_a·B_a A_a (coarse + every unknown LoRA)."""
+    delta = layer.scaling * (layer.m2a_lora_B @ layer.m2a_lora_A)
+    if layer.num_attributes:
+        unknown = torch.einsum("aor,ari->oi", layer.m2a_unknown_lora_B, layer.m2a_unknown_lora_A)
+        delta = delta + layer.unknown_scaling * unknown
+    return delta
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The constructors as classmethods
+# ----------------------------------------------------------------------------------------------------------------------
+def _as_classmethod(function: Callable[..., M2AForSequenceClassification]) -> classmethod:
+    """`function` as a classmethod that builds the class it is called on (`model_class=cls`)."""
+
+    @functools.wraps(function)
+    def method(cls: type[M2AForSequenceClassification], *args: Any, **kwargs: Any) -> M2AForSequenceClassification:
+        return function(*args, model_class=cls, **kwargs)
+
+    return classmethod(method)
+
+
+# `modeling/` must not import `m2a_hf`, so the library adds its training-side constructors to the class.
+M2AForSequenceClassification.from_backbone = _as_classmethod(from_backbone)
+M2AForSequenceClassification.from_adapter = _as_classmethod(from_adapter)
+
+
+__all__ = [
+    "ADAPTER_CONFIG_NAME",
+    "ADAPTER_WEIGHTS_NAME",
+    "PARAMETER_GROUPS",
+    "adapter_state_dict",
+    "export_coarse",
+    "from_adapter",
+    "from_backbone",
+    "load_backbone_weights",
+    "num_parameters_by_group",
+    "resize_attribute_values",
+    "save_adapter",
+]
