@@ -1,0 +1,82 @@
+"""History buckets of the accuracy benchmark (benchmarks/accuracy/history.py) and the by-value training subset."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks.accuracy import history, run
+from m2a_hf.training import DataArguments
+
+
+def test_bucket_boundaries():
+    assert [history.bucket_of(n) for n in (0, 1, 2, 3, 4, 7, 8, 500)] == [
+        "0",
+        "1",
+        "2-3",
+        "2-3",
+        "4-7",
+        "4-7",
+        "8+",
+        "8+",
+    ]
+    with pytest.raises(ValueError, match="-1"):
+        history.bucket_of(-1)
+
+
+def test_history_counts_normalise_values_and_count_missing_as_unseen():
+    counts = history.history_counts([767, "767.0", 767.0, "a", None, "NaN"], ["767", 767.0, "a", "b", None])
+    assert counts.tolist() == [3, 3, 1, 0, 0]
+
+
+def test_subsample_by_value_keeps_whole_users(data_dir):
+    from m2a_hf.data import load_named_dataset
+
+    full = load_named_dataset("amazon-mi", data_dir)
+    part = run.subsample_by_value(full, "user", 300, seed=0)
+    kept = set(part["train"]["user"])
+    train_counts = dict.fromkeys(kept, 0)
+    for user in full["train"]["user"]:
+        if user in kept:
+            train_counts[user] += 1
+    assert len(part["train"]) == sum(train_counts.values()) <= 300  # every kept user with all its training rows
+    assert len(part["train"]) > 250  # values are skipped only when they would overshoot the cap
+    for split in ("validation", "test"):
+        assert set(part[split]["user"]) <= kept
+        assert len(part[split]) == sum(u in kept for u in full[split]["user"])
+    assert run.subsample_by_value(full, "user", 300, seed=0)["train"]["id"] == part["train"]["id"]  # seeded
+
+
+def test_bucket_rows_joins_predictions_by_id(tmp_path):
+    data_args = DataArguments(dataset="synthetic", max_train_samples=200, max_eval_samples=120)
+    settings = {"split_seed": 0, "group_by": None, "subset_by": None, "sort_eval_by_length": True}
+    data = run.benchmark_data(data_args, settings)
+    test = data["test"]
+    labels = np.asarray(test["label"])
+    order = np.random.default_rng(0).permutation(len(test))  # predictions need not follow the data's order
+    ids = order.tolist()  # synthetic rows have no `id` column: the runner uses row positions
+    m2a = labels[order]  # M2A right everywhere, LoRA wrong everywhere
+    lora = (labels[order] + 1) % 5
+    rows = []
+    for arm, predictions in (("m2a-joint", {"fine": m2a.tolist()}), ("lora", {"iid": lora.tolist()})):
+        payload = {"id": ids, "label": labels[order].tolist(), "predictions": predictions}
+        (tmp_path / f"{arm}-seed0.json").write_text(json.dumps(payload))
+        config = {"data": dataclasses.asdict(data_args), "runner": settings}
+        rows.append(
+            {"dataset": "synthetic", "arm": arm, "seed": 0, "status": "ok", "config_key": arm, "config": config}
+        )
+    result = history.bucket_rows(rows, "synthetic", ["user"], "m2a-joint", predictions_dir=tmp_path)
+    assert result["_seeds"] == [0]
+    entries = result["user"]
+    assert sum(e["rows"] for e in entries) == len(test)
+    train_users = set(data["train"]["user"])
+    unseen = sum(u not in train_users for u in test["user"])
+    assert {e["bucket"]: e["rows"] for e in entries}.get("0", 0) == unseen
+    for entry in entries:
+        assert entry["m2a_acc"][0] == 1.0 and entry["lora_acc"][0] == 0.0
+        assert entry["acc_gain"][0] == pytest.approx(100.0)
+    text = history.render(result, "synthetic", "m2a-joint")
+    assert "| history | test rows |" in text and "+100.00" in text
