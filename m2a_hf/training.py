@@ -109,6 +109,10 @@ class DataArguments:
     seen_attribute: str | None = field(
         default=None, metadata={"help": "Attribute that defines seen/unseen samples (default: all attributes)."}
     )
+    skip_bad_rows: bool = field(
+        default=False,
+        metadata={"help": "Table file: skip (and log) rows with a wrong field count or an open quote, not raise."},
+    )
 
     def attribute_list(self) -> list[str] | None:
         return [a.strip() for a in self.attribute_columns.split(",") if a.strip()] if self.attribute_columns else None
@@ -182,6 +186,7 @@ def load_data(data_args: DataArguments, seed: int = 42) -> DatasetDict:
                 text_column=data_args.text_column,
                 label_column=data_args.label_column or "label",
                 attribute_columns=data_args.attribute_list() or [],
+                skip_bad_rows=data_args.skip_bad_rows,
             )
         data = load_named_dataset(data_args.dataset, data_dir=data_args.data_dir, **kwargs)
     if data_args.max_train_samples:

@@ -20,7 +20,7 @@ from m2a_hf.data.columns import (
     num_rows,
     parse_label,
 )
-from m2a_hf.data.io import columns_from_frame, read_table_file
+from m2a_hf.data.io import columns_from_frame, read_table_with_lines
 from m2a_hf.data.splits import complete_splits, split_columns
 from m2a_hf.values import check_attribute_names, normalize_attribute_value, to_integer
 
@@ -96,6 +96,7 @@ def load_table(
     split_column: str | None = None,
     id_column: str | None = None,
     seed: int = 42,
+    skip_bad_rows: bool = False,
 ) -> DatasetDict:
     """Loads any table (CSV / TSV / JSON / JSON lines / Parquet file, DataFrame, Dataset or DatasetDict).
 
@@ -120,12 +121,15 @@ def load_table(
         split_column: Column holding each row's split name.
         id_column: Column to use as ``id``; default ``<split>:<row number>``.
         seed: Seed of the split.
+        skip_bad_rows: For a CSV / TSV file: skip rows with too few or too many fields, or a quote left open
+            (logged: how many, and their first lines), instead of raising; see :func:`read_table_file`.
 
     Returns:
         A DatasetDict with ``train``/``validation``/``test``.
 
     Raises:
-        ValueError: On a missing column (the available ones are listed), an unknown split value, or a bad label.
+        ValueError: On a missing column (the available ones are listed), an unknown split value, a bad label, or a
+            bad row or empty file (naming the file and its 1-based line).
     """
     if isinstance(attribute_columns, Mapping):
         renames = {str(name): str(column) for name, column in attribute_columns.items()}
@@ -138,6 +142,7 @@ def load_table(
         raise ValueError("text_column must name at least one column.")
     convert = _label_converter(label_offset, label_map, num_labels)
 
+    row_lines: list[int] | None = None  # the file line of each row of a CSV / TSV / JSON-lines file, for messages
     if isinstance(source, DatasetDict):
         raw_parts: dict[str | None, Columns] = {}
         for name, dataset in source.items():
@@ -158,8 +163,11 @@ def load_table(
             file = Path(source)
             if not file.is_file():
                 raise FileNotFoundError(f"table file {str(file)!r} does not exist.")
-            table, description = read_table_file(file), file.name
+            (table, row_lines), description = read_table_with_lines(file, skip_bad_rows=skip_bad_rows), file.name
         raw_parts = {None: table}
+
+    def place(row: int) -> str:
+        return f"line {row_lines[row]}" if row_lines is not None else f"row {row}"
 
     needed = [*text_columns, label_column, *renames.values()]
     if split_column is not None and None in raw_parts:
@@ -185,7 +193,7 @@ def load_table(
                 canonical = _canonical_split(value)
                 if canonical is None:
                     raise ValueError(
-                        f"{description}: row {row}: {split_column} = {value!r}; expected one of "
+                        f"{description}: {place(row)}: {split_column} = {value!r}; expected one of "
                         f"{sorted(_SPLIT_ALIASES)} (case-insensitive)."
                     )
                 targets.append(canonical)
@@ -198,7 +206,7 @@ def load_table(
                 dropped += 1
                 continue
             target = targets[row]
-            where = f"{description}: " + (f"split {split!r} row {row}" if split is not None else f"row {row}")
+            where = f"{description}: " + (f"split {split!r} row {row}" if split is not None else place(row))
             label = convert(table[label_column][row], where)
             row_id = str(table[id_column][row]) if id_column is not None else f"{split or 'row'}:{row}"
             columns = parts.setdefault(target, empty_columns(attribute_names))
