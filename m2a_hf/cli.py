@@ -3,17 +3,28 @@
 Arguments are parsed by `transformers.HfArgumentParser` over `TrainingArguments` and our dataclasses, so every
 Trainer flag works under its usual name (`--output_dir`, `--learning_rate`, `--num_train_epochs`, `--max_steps`, ...).
 This is the only module that prints.
+
+Errors: a user error is reported as one line on stderr, `m2a-hf <command>: error: <what is wrong, what is expected>`,
+with exit status 2, and its traceback only with `--debug` (`m2a-hf --debug predict ...`, or `--debug` after the
+command). User errors are the `UsageError`s raised here: a bad, missing or unknown flag; a model path, input file or
+output folder that does not exist; input that cannot be read (with its line number); an attribute the model does not
+have; and the `ValueError` / `KeyError` / `OSError` raised while the arguments' files (model, data) are loaded. Any
+other exception is a bug: it propagates with its traceback (exit status 1).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import difflib
 import json
 import logging
 import sys
+import traceback
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, NoReturn
 
 from transformers import HfArgumentParser, TrainingArguments
 
@@ -21,6 +32,7 @@ from m2a_hf.training import (
     DataArguments,
     ModelArguments,
     ProcedureArguments,
+    attribute_columns,
     load_data,
     train_baseline,
     train_m2a,
@@ -31,6 +43,18 @@ from m2a_hf.training import (
 logger = logging.getLogger("m2a_hf")
 
 COMMANDS = ("train", "evaluate", "predict", "demo", "push")
+EXIT_USAGE = 2
+"""Exit status of a user error (as argparse uses)."""
+PREDICT_VIEWS = ("fine", "coarse", "iid")
+SPLITS = ("train", "validation", "test")
+# Encoders whose position ids start after the padding index (RoBERTa family): `max_position_embeddings` - 2 tokens.
+_OFFSET_POSITION_MODEL_TYPES = frozenset(
+    {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer", "mpnet"}
+)
+
+
+class UsageError(Exception):
+    """A mistake in the command line or in the input it names; `main` prints it as one line and exits with 2."""
 
 
 @dataclass
@@ -40,6 +64,12 @@ class EvaluateArguments:
     output_file: str | None = field(default=None, metadata={"help": "Write the metrics JSON here."})
     batch_size: int = field(default=64, metadata={"help": "Evaluation batch size."})
 
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}.")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}.")
+
 
 @dataclass
 class PredictArguments:
@@ -47,13 +77,31 @@ class PredictArguments:
     input: str = field(
         default="-",
         metadata={
-            "help": "JSON lines ({'text': ..., 'user': ..., ...} or {'text': ..., 'attributes': {...}}) or plain text "
-            "lines, from a file or '-' for stdin."
+            "help": "UTF-8 JSON lines ({'text': ..., 'user': ..., ...} or {'text': ..., 'attributes': {...}}) or plain "
+            "text lines, from a file or '-' for stdin. Every line is checked before the first prediction."
         },
     )
-    output: str = field(default="-", metadata={"help": "Where to write JSON-lines predictions ('-' = stdout)."})
-    view: str | None = field(default=None, metadata={"help": "None (use attributes) or 'coarse' (ignore them)."})
-    top_k: int = field(default=1, metadata={"help": "Labels per input."})
+    output_file: str = field(
+        default="-",
+        metadata={
+            "aliases": ["--output"],
+            "help": "Where to write JSON-lines predictions ('-' = stdout), one batch at a time.",
+        },
+    )
+    view: str | None = field(
+        default=None,
+        metadata={"help": "Unset or 'fine' (use the attributes), 'coarse' (ignore them) or 'iid'."},
+    )
+    top_k: int = field(default=1, metadata={"help": "Labels per input (at least 1)."})
+    batch_size: int = field(default=64, metadata={"help": "Inputs per forward pass."})
+
+    def __post_init__(self) -> None:
+        if self.view is not None and self.view not in PREDICT_VIEWS:
+            raise ValueError(f"--view must be one of {', '.join(PREDICT_VIEWS)} (or unset), got {self.view!r}.")
+        if self.top_k < 1:
+            raise ValueError(f"--top_k must be at least 1, got {self.top_k}.")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}.")
 
 
 @dataclass
@@ -70,11 +118,191 @@ class PushArguments:
     private: bool = field(default=False, metadata={"help": "Create the repository as private."})
 
 
-def _parser(*types: type) -> HfArgumentParser:
-    parser = HfArgumentParser(types)
+# ------------------------------------------------------------------------------------------------ arguments
+class _ArgumentParser(HfArgumentParser):
+    """`HfArgumentParser` that raises `UsageError` instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`).")
+
+
+def _parser(*types: type, prog: str = "m2a-hf") -> HfArgumentParser:
+    parser = _ArgumentParser(types, prog=prog)
     if TrainingArguments in types:
         parser.set_defaults(**training_defaults())
     return parser
+
+
+def parse_arguments(command: str, types: Sequence[type], argv: list[str]) -> tuple[Any, ...]:
+    """Parse `argv` into one instance of each of `types` (the dataclasses of `command`).
+
+    Raises:
+        UsageError: An unknown flag (with the closest known one), a missing or malformed value, or a value the
+            dataclasses reject (their `ValueError`s, e.g. `--top_k 0`).
+    """
+    parser = _parser(*types, prog=f"m2a-hf {command}")
+    try:
+        *parsed, unknown = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    except ValueError as err:
+        raise UsageError(_one_line(err)) from err
+    if unknown:
+        flag = next((arg.split("=")[0] for arg in unknown if arg.startswith("-")), unknown[0])
+        known = [option for option in parser._option_string_actions if option.startswith("--")]
+        close = difflib.get_close_matches(flag, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise UsageError(f"unrecognized argument(s): {' '.join(unknown)}{hint} (see `m2a-hf {command} --help`).")
+    return tuple(parsed)
+
+
+def _one_line(err: BaseException, first_line_only: bool = False) -> str:
+    """The message of `err` on one line (its first line only, if asked)."""
+    text = str(err.args[0] if isinstance(err, KeyError) and err.args else err).strip()
+    if first_line_only:
+        text = text.splitlines()[0] if text else text
+    return " ".join(text.split()) or type(err).__name__
+
+
+@contextlib.contextmanager
+def user_input(
+    what: str,
+    errors: tuple[type[BaseException], ...] = (ValueError, KeyError, OSError),
+    first_line_only: bool = False,
+) -> Iterator[None]:
+    """Report `errors` raised inside the block (loading what the user named) as a `UsageError` about `what`."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except errors as err:
+        raise UsageError(f"{what}: {_one_line(err, first_line_only)}") from err
+
+
+def _plausible_repo_id(value: str) -> bool:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(value)
+    except HFValidationError:
+        return False
+    parent = Path(value).parent  # 'outputs/model' with a local folder 'outputs' is a path, not a Hub id
+    return parent == Path(".") or not parent.is_dir()
+
+
+def check_model_path(value: str, flag: str = "--model_path", *, local_only: bool = False) -> None:
+    """Check that `value` is a model folder (with `config.json`), or else a plausible Hub repo id.
+
+    Raises:
+        UsageError: A file, a folder without `config.json`, or a path that exists neither here nor as a Hub id.
+    """
+    path = Path(value).expanduser()
+    expected = "a saved model folder (with config.json)" + ("" if local_only else " or a Hub repo id such as 'me/m2a'")
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UsageError(f"{flag} {value!r} is a folder without config.json; expected {expected}.")
+        return
+    if path.exists():
+        raise UsageError(f"{flag} {value!r} is a file; expected {expected}.")
+    if local_only or not _plausible_repo_id(value):
+        raise UsageError(f"{flag}: no such model folder {value!r}; expected {expected}.")
+
+
+@contextlib.contextmanager
+def _loading_model(value: str, flag: str = "--model_path") -> Iterator[None]:
+    """Report a model that cannot be loaded (no such Hub repo, offline, not an M2A checkpoint) as a `UsageError`."""
+    problem = "cannot load the model" if Path(value).expanduser().is_dir() else "no such model folder, nor Hub model"
+    with user_input(f"{flag} {value!r}: {problem}", first_line_only=True):
+        yield
+
+
+@contextlib.contextmanager
+def _no_progress_bar(local: bool = True) -> Iterator[None]:
+    """Without the "Loading weights" bar of a local model on stderr (downloads from the Hub keep theirs)."""
+    from transformers.utils import logging as hf_logging
+
+    if not local or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
+
+
+def check_output_file(value: str | None, flag: str) -> None:
+    """Check, before any work, that the folder `value` is to be written in exists (`None` / `'-'`: nothing to do)."""
+    if value is None or value == "-":
+        return
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise UsageError(f"{flag} {value!r} is a folder; expected a file name.")
+    if not path.parent.is_dir():
+        raise UsageError(f"{flag} {value!r}: the folder {str(path.parent)!r} does not exist; create it first.")
+
+
+def max_positions(backbone_config: Any) -> int | None:
+    """How many tokens the encoder of `backbone_config` takes (`max_position_embeddings`), or None if unbounded."""
+    limit = getattr(backbone_config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return None
+    if getattr(backbone_config, "model_type", None) in _OFFSET_POSITION_MODEL_TYPES:
+        pad = getattr(backbone_config, "pad_token_id", None)
+        limit -= (pad if isinstance(pad, int) else 1) + 1
+    return limit
+
+
+def check_max_length(max_length: int, backbone_config: Any, model: str) -> None:
+    """Reject a `--max_length` the backbone cannot take (more tokens than position embeddings), before any work.
+
+    Raises:
+        UsageError: `max_length` < 1 or above the backbone's limit.
+    """
+    if max_length < 1:
+        raise UsageError(f"--max_length must be a positive number of tokens, got {max_length}.")
+    limit = max_positions(backbone_config)
+    if limit is not None and max_length > limit:
+        raise UsageError(
+            f"--max_length {max_length} is more than {model} takes: its max_position_embeddings allow {limit} "
+            f"tokens; pass --max_length {limit} or less."
+        )
+
+
+def _check_backbone(model_args: ModelArguments, data_args: DataArguments) -> str:
+    """The backbone path, checked to exist and to take `--max_length` tokens."""
+    from transformers import AutoConfig
+
+    with user_input("--backbone", (ImportError,)):
+        backbone = model_args.resolved_backbone()
+    check_model_path(backbone, "--backbone")
+    with _loading_model(backbone, "--backbone"):
+        config = AutoConfig.from_pretrained(backbone)
+    check_max_length(data_args.max_length, config, f"the backbone {backbone!r}")
+    return backbone
+
+
+def _load_checked_data(data_args: DataArguments, seed: int) -> Any:
+    """`load_data`, with its errors about the data flags reported as `UsageError`s; checks the attribute flags."""
+    from m2a_hf.data import DATASET_NAMES
+
+    named = data_args.dataset == "synthetic" or data_args.dataset.strip().lower() in DATASET_NAMES
+    if not named and Path(data_args.dataset).is_file() and not data_args.text_column:
+        raise UsageError(
+            f"--dataset {data_args.dataset!r} is a table file: name its columns with --text_column and --label_column "
+            "(and --attribute_columns)."
+        )
+    with user_input(f"--dataset {data_args.dataset!r}"):
+        data = load_data(data_args, seed=seed)
+    with user_input("--attribute_columns"):
+        names = attribute_columns(data, data_args)
+    _check_seen_attribute(data_args.seen_attribute, names)
+    return data
+
+
+def _check_seen_attribute(seen_attribute: str | None, names: Sequence[str]) -> None:
+    if seen_attribute is not None and seen_attribute not in names:
+        raise UsageError(
+            f"--seen_attribute {seen_attribute!r} is not an attribute here; expected one of {list(names)}."
+        )
 
 
 def _print_table(rows: list[tuple[str, dict[str, Any]]]) -> None:
@@ -94,15 +322,32 @@ def _print_table(rows: list[tuple[str, dict[str, Any]]]) -> None:
         )
 
 
+def _load_m2a_config(model_path: str) -> Any:
+    """The `M2AConfig` of a checked `--model_path`; a config of another model type is a `UsageError`."""
+    from m2a_hf.modeling import M2AConfig
+
+    with _loading_model(model_path):
+        config_dict, _ = M2AConfig.get_config_dict(model_path)
+        model_type = config_dict.get("model_type")
+        if model_type != M2AConfig.model_type:
+            raise UsageError(
+                f"--model_path {model_path!r} is not an M2A checkpoint (its config.json has model_type "
+                f"{model_type!r}, expected {M2AConfig.model_type!r}); pass a folder written by `m2a-hf train`."
+            )
+        return M2AConfig.from_pretrained(model_path)
+
+
 def cmd_train(argv: list[str]) -> dict[str, Any]:
-    model_args, data_args, procedure, training_args = _parser(
-        ModelArguments, DataArguments, ProcedureArguments, TrainingArguments
-    ).parse_args_into_dataclasses(argv)
-    result = train_m2a(model_args, data_args, training_args, procedure)
+    model_args, data_args, procedure, training_args = parse_arguments(
+        "train", (ModelArguments, DataArguments, ProcedureArguments, TrainingArguments), argv
+    )
+    _check_backbone(model_args, data_args)
+    data = _load_checked_data(data_args, seed=training_args.seed)
+    result = train_m2a(model_args, data_args, training_args, procedure, data=data)
     rows = [(f"M2A ({view} view)", result.metrics["test"][view]) for view in ("fine", "coarse")]
     if procedure.baseline:
         base_args = dataclasses.replace(training_args, output_dir=str(Path(training_args.output_dir) / "baseline"))
-        base = train_baseline(model_args, data_args, base_args, procedure)
+        base = train_baseline(model_args, data_args, base_args, procedure, data=data)
         rows.append(("LoRA baseline (no attributes)", base.metrics["test"]["iid"]))
         result.metrics["baseline"] = base.metrics
     _print_table(rows)
@@ -111,11 +356,26 @@ def cmd_train(argv: list[str]) -> dict[str, Any]:
 
 
 def cmd_evaluate(argv: list[str]) -> dict[str, Any]:
-    eval_args, data_args = _parser(EvaluateArguments, DataArguments).parse_args_into_dataclasses(argv)
+    eval_args, data_args = parse_arguments("evaluate", (EvaluateArguments, DataArguments), argv)
     from m2a_hf.training import evaluate_checkpoint
 
+    check_model_path(eval_args.model_path)
+    check_output_file(eval_args.output_file, "--output_file")
+    config = _load_m2a_config(eval_args.model_path)
+    names = list(config.attribute_names)
+    if data_args.attribute_columns is None and names:  # the model's attributes, by default
+        data_args = dataclasses.replace(data_args, attribute_columns=",".join(names))
+    check_max_length(data_args.max_length, config.backbone_config, f"the model {eval_args.model_path!r}")
+    data = _load_checked_data(data_args, seed=42)
+    missing = [name for name in names if name not in data[eval_args.split].column_names]
+    if missing:
+        raise UsageError(
+            f"the {eval_args.split} split has no column for the model's attribute(s) {missing}; the model has "
+            f"attributes {names} (pass --attribute_columns, or --text_column/--label_column for a table file)."
+        )
+    _check_seen_attribute(data_args.seen_attribute, names)
     metrics = evaluate_checkpoint(
-        eval_args.model_path, data_args, split=eval_args.split, batch_size=eval_args.batch_size
+        eval_args.model_path, data_args, split=eval_args.split, batch_size=eval_args.batch_size, data=data
     )
     _print_table([(f"M2A ({view} view), {eval_args.split}", metrics[view]) for view in ("fine", "coarse")])
     if eval_args.output_file:
@@ -124,71 +384,205 @@ def cmd_evaluate(argv: list[str]) -> dict[str, Any]:
     return metrics
 
 
-def _read_records(source: str) -> list[dict[str, Any]]:
-    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    records = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("{"):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise SystemExit(f"input line {number} is not valid JSON ({err.msg}): {line[:80]!r}") from err
-            if "text" not in record:
-                raise SystemExit(f"input line {number} has no 'text' field: {line[:80]!r}")
-            attributes = record.get("attributes")
-            if attributes is None:
-                attributes = {k: v for k, v in record.items() if k not in ("text", "text_pair", "id", "label")}
-            records.append({"text": record["text"], "attributes": attributes})
-        else:
-            records.append({"text": line, "attributes": {}})
-    return records
+# ------------------------------------------------------------------------------------------------- predict
+_RECORD_EXAMPLE = '{"text": ..., "<attribute>": ...}'
+_NON_ATTRIBUTE_KEYS = frozenset({"text", "text_pair", "id", "label", "attributes"})
 
 
-def cmd_predict(argv: list[str]) -> list[dict[str, Any]]:
-    (args,) = _parser(PredictArguments).parse_args_into_dataclasses(argv)
+@dataclass
+class InputRecord:
+    """One input line of `predict`: its 1-based line number, text and attribute values (by name)."""
+
+    line: int
+    text: str
+    attributes: dict[str, Any]
+    text_pair: str | None = None
+    id: Any = None
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return kinds.get(type(value), "number")
+
+
+def _bad_character(err: UnicodeError) -> str:
+    """The offending byte of a decoding error (also a byte smuggled in as a surrogate escape)."""
+    bad = err.object[err.start]
+    if isinstance(bad, str) and 0xDC80 <= ord(bad) <= 0xDCFF:  # surrogateescape of a non-UTF-8 byte
+        bad = ord(bad) - 0xDC00
+    return f"0x{bad:02x}" if isinstance(bad, int) else repr(bad)
+
+
+def _decoded_lines(stream: Iterable[bytes | str]) -> Iterator[tuple[int, str]]:
+    for number, raw in enumerate(stream, 1):
+        try:
+            line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            line.encode("utf-8")  # a text stream may carry undecodable bytes as surrogates
+        except UnicodeError as err:
+            raise UsageError(
+                f"input line {number} is not valid UTF-8 (byte {_bad_character(err)} at position {err.start + 1}); "
+                "expected UTF-8 text: re-encode the input (e.g. `iconv -f latin1 -t utf-8`)."
+            ) from None
+        yield number, line.removeprefix("\ufeff") if number == 1 else line
+
+
+def input_lines(source: str) -> Iterator[tuple[int, str]]:
+    """The lines of `source` (a file, or '-' for stdin) with their 1-based numbers, strictly decoded as UTF-8.
+
+    Raises:
+        UsageError: No such file, or a line that is not UTF-8 (naming the line).
+    """
+    if source == "-":
+        yield from _decoded_lines(getattr(sys.stdin, "buffer", sys.stdin))
+        return
+    path = Path(source).expanduser()
+    if not path.is_file():
+        problem = "is a folder" if path.is_dir() else "no such file"
+        raise UsageError(f"--input {source!r}: {problem}; expected a file of JSON or text lines, or '-' for stdin.")
+    with path.open("rb") as stream:
+        yield from _decoded_lines(stream)
+
+
+def parse_record(number: int, line: str) -> InputRecord | None:
+    """One input line as a record (None for a blank line): a JSON object, or else plain text.
+
+    Raises:
+        UsageError: Naming the line: invalid JSON (a line starting with `{`), JSON that is not an object, no
+            string `text`, or attributes that are not an object of strings, numbers, booleans or nulls.
+    """
+    line = line.strip()
+    if not line:
+        return None
+    if not line.startswith(("{", "[", '"')):
+        return InputRecord(number, line, {})
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as err:
+        if not line.startswith("{"):
+            return InputRecord(number, line, {})  # plain text that happens to start with [ or "
+        raise UsageError(
+            f"input line {number} is not valid JSON ({err.msg} at column {err.colno}): {line[:80]!r}"
+        ) from err
+    where = f"input line {number}"
+    if not isinstance(value, dict):
+        raise UsageError(
+            f"{where} is a JSON {_json_kind(value)}, not an object; expected {_RECORD_EXAMPLE} or plain text."
+        )
+    if "text" not in value:
+        raise UsageError(f"{where} has no 'text' field; expected {_RECORD_EXAMPLE}: {line[:80]!r}")
+    for key in ("text", "text_pair"):
+        if key in value and not isinstance(value[key], str) and (key == "text" or value[key] is not None):
+            raise UsageError(f"{where}: {key!r} must be a string, got a JSON {_json_kind(value[key])}.")
+    if value.get("attributes") is not None:
+        attributes = value["attributes"]
+        if not isinstance(attributes, dict):
+            raise UsageError(
+                f"{where}: 'attributes' must be an object {{name: value}}, got a JSON {_json_kind(attributes)}."
+            )
+    else:
+        attributes = {key: item for key, item in value.items() if key not in _NON_ATTRIBUTE_KEYS}
+    for name, item in attributes.items():
+        if isinstance(item, (dict, list)):
+            raise UsageError(
+                f"{where}: attribute {name!r} must be a string, number, boolean or null, got a JSON {_json_kind(item)}."
+            )
+    return InputRecord(number, value["text"], attributes, value.get("text_pair"), value.get("id"))
+
+
+def read_records(source: str) -> list[InputRecord]:
+    """Every record of `source`, all checked (see `parse_record`) before any is used."""
+    records = (parse_record(number, line) for number, line in input_lines(source))
+    return [record for record in records if record is not None]
+
+
+def attribute_ids(records: Sequence[InputRecord], pipe: Any) -> list[list[int]]:
+    """The attribute ids of every record (by `pipe`'s vocabulary); an attribute name the model does not have is a
+    `UsageError` naming the line."""
+    attribute_names = list(pipe.attribute_names)
+    known = set(attribute_names)
+    for record in records:
+        unknown = sorted(set(record.attributes) - known)
+        if unknown:
+            raise UsageError(
+                f"input line {record.line}: unknown attribute(s) {unknown}; this model has attributes "
+                f"{attribute_names}."
+            )
+    return [pipe.attribute_ids_for(record.attributes) for record in records]
+
+
+@contextlib.contextmanager
+def _output_stream(target: str) -> Iterator[IO[str]]:
+    if target == "-":
+        yield sys.stdout
+        return
+    with open(Path(target).expanduser(), "w", encoding="utf-8") as stream:
+        yield stream
+
+
+def cmd_predict(argv: list[str]) -> int:
+    """Check every input line, then predict `--batch_size` lines at a time, writing each batch when it is done.
+
+    Returns:
+        The number of predictions written.
+    """
+    (args,) = parse_arguments("predict", (PredictArguments,), argv)
     from m2a_hf.hub import load_pipeline
 
-    records = _read_records(args.input)
-    pipe = load_pipeline(args.model_path)
-    outputs = pipe(records, view=args.view, top_k=args.top_k) if records else []
-    lines = []
-    for record, out in zip(records, outputs, strict=True):
-        if args.top_k == 1 and isinstance(out, list):
-            out = out[0]
-        ids = pipe.attribute_ids_for(record["attributes"])
-        lines.append(
-            {
-                "text": record["text"],
-                "attributes": record["attributes"],
-                "unknown_attributes": [n for n, i in zip(pipe.attribute_names, ids, strict=True) if i < 0],
-                "prediction": out,
-            }
-        )
-    payload = "".join(json.dumps(line) + "\n" for line in lines)
-    if args.output == "-":
-        sys.stdout.write(payload)
-    else:
-        Path(args.output).write_text(payload, encoding="utf-8")
-        print(f"{len(lines)} predictions written to {args.output}")
-    return lines
+    check_model_path(args.model_path)
+    check_output_file(args.output_file, "--output_file")
+    records = read_records(args.input)
+    _load_m2a_config(args.model_path)
+    with _loading_model(args.model_path), _no_progress_bar(local=Path(args.model_path).expanduser().is_dir()):
+        pipe = load_pipeline(args.model_path)
+    ids = attribute_ids(records, pipe)
+    with _output_stream(args.output_file) as out:
+        for start in range(0, len(records), args.batch_size):
+            batch = records[start : start + args.batch_size]
+            batch_ids = ids[start : start + args.batch_size]
+            inputs = [
+                {"text": r.text, "attribute_ids": i, **({"text_pair": r.text_pair} if r.text_pair is not None else {})}
+                for r, i in zip(batch, batch_ids, strict=True)
+            ]
+            outputs = pipe(inputs, batch_size=len(inputs), view=args.view, top_k=args.top_k)
+            rows = []
+            for record, record_ids, output in zip(batch, batch_ids, outputs, strict=True):
+                row = {} if record.id is None else {"id": record.id}
+                row["text"] = record.text
+                if record.text_pair is not None:
+                    row["text_pair"] = record.text_pair
+                row["attributes"] = record.attributes
+                row["unknown_attributes"] = [
+                    name for name, i in zip(pipe.attribute_names, record_ids, strict=True) if i < 0
+                ]
+                row["prediction"] = output[0] if args.top_k == 1 and isinstance(output, list) else output
+                rows.append(json.dumps(row) + "\n")
+            out.write("".join(rows))
+            out.flush()
+    if args.output_file != "-":
+        print(f"{len(records)} predictions written to {args.output_file}")
+    return len(records)
 
 
 def cmd_push(argv: list[str]) -> str:
-    (args,) = _parser(PushArguments).parse_args_into_dataclasses(argv)
+    (args,) = parse_arguments("push", (PushArguments,), argv)
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
     from m2a_hf.hub import push_checkpoint
 
+    check_model_path(args.model_path, local_only=True)
+    try:
+        validate_repo_id(args.repo_id)
+    except HFValidationError as err:
+        raise UsageError(f"--repo_id {args.repo_id!r}: {_one_line(err)}") from err
     url = push_checkpoint(args.model_path, args.repo_id, adapter_only=args.adapter_only, private=args.private)
     print(f"pushed {'adapter' if args.adapter_only else 'model'} to {url}")
     return url
 
 
 def cmd_demo(argv: list[str]) -> dict[str, Any]:
-    demo, model_args, data_args, training_args = _parser(
-        DemoArguments, ModelArguments, DataArguments, TrainingArguments
-    ).parse_args_into_dataclasses(argv, args_filename=None)
+    demo, model_args, data_args, training_args = parse_arguments(
+        "demo", (DemoArguments, ModelArguments, DataArguments, TrainingArguments), argv
+    )
     explicit = {a.split("=")[0].lstrip("-") for a in argv if a.startswith("--")}
 
     def default(obj: Any, name: str, value: Any) -> None:  # demo defaults, unless given on the command line
@@ -209,8 +603,9 @@ def cmd_demo(argv: list[str]) -> dict[str, Any]:
     elif demo.quick:
         default(data_args, "max_train_samples", 600)
     out = Path(training_args.output_dir)
-    print(f"== M2A demo on {data_args.dataset!r} data, backbone {model_args.resolved_backbone()}")
-    data = load_data(data_args, seed=training_args.seed)
+    backbone = _check_backbone(model_args, data_args)
+    print(f"== M2A demo on {data_args.dataset!r} data, backbone {backbone}")
+    data = _load_checked_data(data_args, seed=training_args.seed)
     print({split: len(ds) for split, ds in data.items()})
     m2a_args = dataclasses.replace(training_args, output_dir=str(out / "m2a"))
     result = train_m2a(model_args, data_args, m2a_args, ProcedureArguments(stage2_epochs=1), data=data)
@@ -255,23 +650,63 @@ def _demo_predictions(result: Any, data: Any) -> None:
         )
 
 
+USAGE = """\
+usage: m2a-hf [--debug] {train,evaluate,predict,demo,push} [--help] [options]
+  train     train M2A (and optionally the LoRA baseline) on a dataset; every TrainingArguments flag works
+  evaluate  evaluate a saved checkpoint on a split, attribute-aware and attribute-free views
+  predict   predict labels for texts with attribute values (JSON lines from a file or stdin)
+  demo      synthetic data (or --dataset clothing): M2A vs a LoRA baseline, in minutes on a CPU
+  push      upload a checkpoint (or only its adapter) to the Hugging Face Hub
+  --debug   show the traceback of an error (also accepted after the command)
+"""
+_COMMAND_FUNCTIONS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "demo": cmd_demo,
+    "push": cmd_push,
+}
+
+
+def split_debug_flag(argv: list[str]) -> tuple[bool, list[str]]:
+    """Take the global `--debug` out of `argv`, wherever it is.
+
+    After `train` or `demo`, `--debug VALUE` is `TrainingArguments.debug` and stays.
+    """
+    debug, rest = False, []
+    for index, arg in enumerate(argv):
+        if arg == "--debug":
+            value = argv[index + 1] if index + 1 < len(argv) else None
+            trainer_flag = bool(rest) and rest[0] in ("train", "demo") and value is not None
+            if not (trainer_flag and not value.startswith("-")):
+                debug = True
+                continue
+        rest.append(arg)
+    return debug, rest
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print("usage: m2a-hf {train,evaluate,predict,demo,push} [--help] [options]")
-        print(
-            "  train     train M2A (and optionally the LoRA baseline) on a dataset; every TrainingArguments flag works"
-        )
-        print("  evaluate  evaluate a saved checkpoint on a split, attribute-aware and attribute-free views")
-        print("  predict   predict labels for texts with attribute values (JSON lines from a file or stdin)")
-        print("  demo      synthetic data (or --dataset clothing): M2A vs a LoRA baseline, in minutes on a CPU")
-        print("  push      upload a checkpoint (or only its adapter) to the Hugging Face Hub")
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    """Run `m2a-hf`; returns the exit status (0, or 2 for a user error; other errors propagate)."""
+    debug, argv = split_debug_flag(list(sys.argv[1:] if argv is None else argv))
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE, end="", file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else EXIT_USAGE
     command, rest = argv[0], argv[1:]
-    {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "demo": cmd_demo, "push": cmd_push}[
-        command
-    ](rest)
+    prog = f"m2a-hf {command}" if command in COMMANDS else "m2a-hf"
+    try:
+        if command not in COMMANDS:
+            close = difflib.get_close_matches(command, COMMANDS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UsageError(
+                f"unknown command {command!r}; {hint}expected one of {', '.join(COMMANDS)} (see `m2a-hf --help`)."
+            )
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        _COMMAND_FUNCTIONS[command](rest)
+    except UsageError as err:
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 

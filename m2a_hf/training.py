@@ -245,14 +245,18 @@ def evaluate_views(
 
 
 def evaluate_checkpoint(
-    model_path: str, data_args: DataArguments, split: str = "test", batch_size: int = 64
+    model_path: str,
+    data_args: DataArguments,
+    split: str = "test",
+    batch_size: int = 64,
+    data: DatasetDict | None = None,
 ) -> dict[str, Any]:
     """Evaluate a saved M2A checkpoint (with its tokenizer and `attribute_vocab.json`) on a split of the data, in the
-    attribute-aware and attribute-free views, split by seen / unseen values."""
+    attribute-aware and attribute-free views, split by seen / unseen values. `data`: already loaded (`load_data`)."""
     model = M2AForSequenceClassification.from_pretrained(model_path).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     vocab = AttributeVocab.load(model_path)
-    data = load_data(data_args)
+    data = data if data is not None else load_data(data_args)
     if split not in data:
         raise ValueError(f"split {split!r} is not in the data; available: {list(data)}.")
     features = prepare_dataset(DatasetDict({split: data[split]}), tokenizer, vocab, max_length=data_args.max_length)

@@ -116,7 +116,9 @@ def test_trained_checkpoint_reloads_through_auto_classes(trained_dir):
 
 def test_cli_usage_and_unknown_command():
     result = m2a_hf("frobnicate")
-    assert result.returncode == 2 and "usage: m2a-hf" in result.stdout
+    assert result.returncode == 2 and "unknown command 'frobnicate'" in result.stderr and result.stdout == ""
+    result = m2a_hf("--help")
+    assert result.returncode == 0 and "usage: m2a-hf" in result.stdout
 
 
 def test_training_view_flag_is_a_deprecated_alias_of_training_policy():
