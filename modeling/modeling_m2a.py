@@ -49,6 +49,7 @@ from .pipeline_m2a import CUSTOM_PIPELINES, parse_attribute_vocab
 logger = logging.get_logger(__name__)
 
 VIEWS = (None, "fine", "coarse", "iid")
+_SIGNED_INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64)
 AUTO_MAP = {
     "AutoConfig": "configuration_m2a.M2AConfig",
     "AutoModel": "modeling_m2a.M2AModel",
@@ -530,9 +531,10 @@ class M2AModel(M2APreTrainedModel):
             return
         if not isinstance(attribute_ids, torch.Tensor):
             raise ValueError(f"`attribute_ids` must be a torch.LongTensor, got {type(attribute_ids).__name__}.")
-        if attribute_ids.dtype.is_floating_point or attribute_ids.dtype == torch.bool or attribute_ids.is_complex():
+        if attribute_ids.dtype not in _SIGNED_INTEGER_DTYPES:  # uint8 cannot hold -1 (it wraps to 255)
             raise ValueError(
-                f"`attribute_ids` must be an integer tensor (torch.long), got dtype {attribute_ids.dtype}."
+                f"`attribute_ids` must be a signed integer tensor (torch.long), -1 for an unknown value; got dtype "
+                f"{attribute_ids.dtype}."
             )
         if attribute_ids.dim() != 2 or attribute_ids.shape != (batch_size, len(names)):
             raise ValueError(

@@ -1,9 +1,8 @@
 """`attribute_ids` of a wrong dtype are rejected by the model with a message naming the dtype and saying what is
 expected: an integer tensor, -1 for an unknown value (issue 14 item 9).
 
-A uint8 tensor cannot hold -1 (it wraps to 255, which today is reported as an out-of-range id) and a float tensor
-is rejected without saying how unknown values are given; both are fixed with the modeling refactor of
-`check_attribute_ids`, hence the strict xfails.
+A uint8 tensor cannot hold -1 (it wraps to 255, which was reported as an out-of-range id) and a float tensor was
+rejected without saying how unknown values are given.
 """
 
 from __future__ import annotations
@@ -13,9 +12,6 @@ import torch
 from cli_checkpoint import tiny_model
 
 from m2a_hf.modeling import M2AForSequenceClassification
-
-
-MODELING_REFACTOR = pytest.mark.xfail(strict=True, reason="fixed with the modeling refactor")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +34,6 @@ def test_long_ids_with_unknown_values_are_accepted(model):
     assert _forward(model, torch.tensor([[0, -1], [-1, 1]])).shape == (2, 2)
 
 
-@MODELING_REFACTOR
 def test_uint8_ids_are_rejected_naming_the_dtype(model):
     ids = torch.tensor([[0, -1], [1, 0]]).to(torch.uint8)  # -1 wraps to 255
     with pytest.raises(ValueError) as err:
@@ -46,7 +41,6 @@ def test_uint8_ids_are_rejected_naming_the_dtype(model):
     _assert_dtype_message(str(err.value), torch.uint8)
 
 
-@MODELING_REFACTOR
 @pytest.mark.parametrize(
     "values", [[[0.0, -1.0], [1.0, 0.0]], [[0.5, -1.0], [1.0, 0.0]]], ids=["integral", "fractional"]
 )
