@@ -1,11 +1,20 @@
-"""Shared fixtures: the real MiniLM backbone (`m2a_hf.training.default_backbone`) and the shared data directory."""
+"""Shared fixtures and the test tiers.
+
+Tiers: `make test-fast` (`pytest -m "not slow"`) runs the unit tests; `make test` runs everything. Mark a test
+`@pytest.mark.slow` when it starts a subprocess, runs a `Trainer` (or any training loop), or round-trips through the
+Hub stand-in. Unit tests build models on `tiny_backbone` (a small random BERT with MiniLM's tokenizer, saved once
+per session); only tests whose point is the real pretrained weights use `minilm_path` (the default backbone).
+
+Fixtures: `minilm_path`, `minilm_tokenizer` (the real all-MiniLM-L6-v2 folder and its tokenizer), `tiny_backbone`,
+`tiny_tokenizer`, `data_dir` (the shared data) and `hub_endpoint` (a local Hub stand-in, see below).
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from helpers import TINY_BACKBONE
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -26,14 +35,41 @@ def minilm_tokenizer(minilm_path):
 
 
 @pytest.fixture(scope="session")
+def tiny_backbone(minilm_tokenizer, tmp_path_factory) -> str:
+    """The folder of a tiny random BERT encoder (`helpers.TINY_BACKBONE`, MiniLM's vocabulary and tokenizer), saved like the
+    default backbone (a `BertModel` checkpoint with a pooler and no masked-LM head), for `from_backbone(path)`,
+    `ModelArguments(backbone=path)` and `--backbone path`. The weights are seeded: the same in every session."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    path = tmp_path_factory.mktemp("tiny-backbone")
+    config = BertConfig(
+        vocab_size=minilm_tokenizer.vocab_size, pad_token_id=minilm_tokenizer.pad_token_id, **TINY_BACKBONE
+    )
+    with torch.random.fork_rng(devices=[]):  # leave the global RNG of the session as it was
+        torch.manual_seed(0)
+        BertModel(config).save_pretrained(path)
+    minilm_tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_backbone):
+    """The tokenizer saved with `tiny_backbone` (MiniLM's), loaded from its folder as the training code does."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_backbone)
+
+
+@pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """`M2A_DATA_DIR`, else `../shared/data` beside the repository."""
-    path = Path(os.environ.get("M2A_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
-    if not path.is_dir():
-        pytest.fail(
-            f"shared data not found at {path}: set M2A_DATA_DIR to the folder holding fdu-mtl/ and womens-clothing-reviews/"
-        )
-    return path
+    """The shared data (`m2a_hf.data.resolve_data_dir`: `M2A_DATA_DIR`, else `../shared/data` beside the repository)."""
+    from m2a_hf.data import resolve_data_dir
+
+    try:
+        return resolve_data_dir()
+    except FileNotFoundError as err:
+        pytest.fail(str(err))
 
 
 # ---- hub_endpoint (owner: Hub stand-in / model-card work; keep this block self-contained) --------------------------

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from helpers import thread_env
 from typing_extensions import Self
 
 
@@ -601,7 +602,7 @@ def hub_env(endpoint: str | None, hf_home: str | os.PathLike, extra: dict[str, s
         HF_HUB_DISABLE_TELEMETRY="1",
         HF_HUB_DISABLE_PROGRESS_BARS="1",
         TOKENIZERS_PARALLELISM="false",
-        OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"),
+        **thread_env(),  # the parent's thread count: numbers computed in the child match the parent's
         PYTHONWARNINGS="ignore::DeprecationWarning",
     )
     if endpoint is None:

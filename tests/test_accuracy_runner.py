@@ -46,6 +46,7 @@ def test_settings_layering_protocol_quick_command_line_arm(tmp_path):
         _config("lora", ["--train_sampling_strategy", "group_by_length"], tmp_path)
 
 
+@pytest.mark.slow
 def test_quick_run_writes_full_row_and_table_and_resumes(tmp_path):
     flags = (
         "--dataset synthetic --arms m2a-stochastic --seeds 0 --quick --max_train_samples 32 --max_eval_samples 24 "

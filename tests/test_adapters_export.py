@@ -1,8 +1,9 @@
 """Building on a backbone, adapter-only checkpoints, the vanilla coarse-view export and growing an attribute after
-training (`m2a_hf.adapters`)."""
+training (`m2a_hf.adapters`), on the tiny random backbone."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import textwrap
 
 import pytest
 import torch
+from helpers import TINY_BACKBONE, thread_env
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertForMaskedLM
@@ -25,12 +27,11 @@ from m2a_hf.adapters import (
 )
 
 
-@pytest.fixture
-def trained(minilm_path):
-    """An M2A model whose trainable parameters all moved away from their initial values."""
+@pytest.fixture(scope="module")
+def trained_once(tiny_backbone):
     torch.manual_seed(0)
     model = M2AForSequenceClassification.from_backbone(
-        minilm_path, attributes={"user": 7, "item": 5}, num_labels=3, lora_rank=4, lora_alpha=8
+        tiny_backbone, attributes={"user": 7, "item": 5}, num_labels=3, lora_rank=4, lora_alpha=8
     )
     with torch.no_grad():
         for param in model.parameters():
@@ -39,9 +40,15 @@ def trained(minilm_path):
     return model.eval()
 
 
+@pytest.fixture
+def trained(trained_once):
+    """An M2A model whose trainable parameters all moved away from their initial values (a copy per test)."""
+    return copy.deepcopy(trained_once)
+
+
 @pytest.fixture(scope="module")
-def inputs(minilm_tokenizer):
-    enc = minilm_tokenizer(["soft fabric, runs small", "awful zipper", "ok"], padding=True, return_tensors="pt")
+def inputs(tiny_tokenizer):
+    enc = tiny_tokenizer(["soft fabric, runs small", "awful zipper", "ok"], padding=True, return_tensors="pt")
     return dict(enc), torch.tensor([[1, 2], [-1, 3], [6, -1]])
 
 
@@ -86,11 +93,12 @@ def test_adapter_refuses_a_backbone_of_other_shapes(trained, tmp_path):
     save_adapter(trained, tmp_path / "adapter")
     other = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
     BertForMaskedLM(other).save_pretrained(tmp_path / "other")
-    with pytest.raises(ValueError, match=r"different backbone .*hidden_size: adapter 384 vs backbone 64"):
+    hidden = TINY_BACKBONE["hidden_size"]
+    with pytest.raises(ValueError, match=rf"different backbone .*hidden_size: adapter {hidden} vs backbone 64"):
         from_adapter(tmp_path / "adapter", backbone=tmp_path / "other")
 
 
-def test_from_backbone_leaves_the_transformers_verbosity_alone(minilm_path, monkeypatch):
+def test_from_backbone_leaves_the_transformers_verbosity_alone(tiny_backbone, monkeypatch):
     from transformers.utils import logging as hf_logging
 
     def forbidden(*args, **kwargs):
@@ -98,13 +106,13 @@ def test_from_backbone_leaves_the_transformers_verbosity_alone(minilm_path, monk
 
     for name in ("set_verbosity", "set_verbosity_error", "set_verbosity_warning", "set_verbosity_info"):
         monkeypatch.setattr(hf_logging, name, forbidden)
-    model = M2AForSequenceClassification.from_backbone(minilm_path, attributes={"user": 2}, lora_rank=2)
+    model = M2AForSequenceClassification.from_backbone(tiny_backbone, attributes={"user": 2}, lora_rank=2)
     assert type(model) is M2AForSequenceClassification
     assert not logging.getLogger("transformers.modeling_utils").filters  # the scoped filter is gone
 
 
-def test_counts_by_group_add_up(minilm_path):
-    model = from_backbone(minilm_path, attributes={"user": 3, "item": 2}, lora_rank=2)
+def test_counts_by_group_add_up(tiny_backbone):
+    model = from_backbone(tiny_backbone, attributes={"user": 3, "item": 2}, lora_rank=2)
     groups = num_parameters_by_group(model)
     named = dict(model.named_parameters())
     assert groups["unknown_lora"] == sum(p.numel() for n, p in named.items() if ".m2a_unknown_lora_" in n) > 0
@@ -112,9 +120,9 @@ def test_counts_by_group_add_up(minilm_path):
     assert groups["total"] == sum(p.numel() for p in model.parameters())
 
 
-def test_full_finetune_has_no_adapter_checkpoint(minilm_path, tmp_path):
+def test_full_finetune_has_no_adapter_checkpoint(tiny_backbone, tmp_path):
     model = M2AForSequenceClassification.from_backbone(
-        minilm_path, attributes={"user": 2}, lora_rank=2, full_finetune=True
+        tiny_backbone, attributes={"user": 2}, lora_rank=2, full_finetune=True
     )
     with pytest.raises(ValueError, match="fully fine-tuned"):
         save_adapter(model, tmp_path)
@@ -137,6 +145,7 @@ EXPORT_CHECK = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_export_coarse_is_a_plain_checkpoint_matching_the_coarse_view(trained, inputs, tmp_path):
     enc, _ = inputs
     export_coarse(trained, tmp_path / "plain")
@@ -149,7 +158,7 @@ def test_export_coarse_is_a_plain_checkpoint_matching_the_coarse_view(trained, i
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **thread_env()},
         timeout=300,
         check=False,
     )

@@ -47,13 +47,8 @@ AGE_BUCKETS = {"18-24", "25-34", "35-44", "45-54", "55-64", "65+"}
 
 
 @pytest.fixture(scope="module")
-def shared_data() -> Path:
-    return resolve_data_dir()
-
-
-@pytest.fixture(scope="module")
-def clothing(shared_data: Path) -> DatasetDict:
-    return load_clothing_reviews(shared_data)
+def clothing(data_dir: Path) -> DatasetDict:
+    return load_clothing_reviews(data_dir)
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +130,8 @@ def test_split_indices_rejects_bad_fractions():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_clothing_counts_and_split(clothing, shared_data):
-    raw = gzip.open(shared_data / CLOTHING_DIR / (CLOTHING_FILE + ".gz"), "rt", encoding="utf-8", newline="")
+def test_clothing_counts_and_split(clothing, data_dir):
+    raw = gzip.open(data_dir / CLOTHING_DIR / (CLOTHING_FILE + ".gz"), "rt", encoding="utf-8", newline="")
     rows = list(csv.reader(raw))[1:]
     assert len(rows) == CLOTHING_ROWS
     both_empty = sum(1 for row in rows if not row[3].strip() and not row[4].strip())
@@ -162,15 +157,15 @@ def test_clothing_content(clothing):
     assert titled["text"].startswith("Some major design flaws. I had such high hopes")
 
 
-def test_clothing_is_deterministic(clothing, shared_data):
-    again = load_clothing_reviews(shared_data / CLOTHING_DIR / (CLOTHING_FILE + ".gz"))
+def test_clothing_is_deterministic(clothing, data_dir):
+    again = load_clothing_reviews(data_dir / CLOTHING_DIR / (CLOTHING_FILE + ".gz"))
     for split in SPLITS:
         assert again[split]["id"] == clothing[split]["id"]
-    other = load_clothing_reviews(shared_data, attributes=["division"], seed=7)
+    other = load_clothing_reviews(data_dir, attributes=["division"], seed=7)
     assert other["train"]["id"] != clothing["train"]["id"]
     assert list(other["train"].features) == ["id", "text", "label", "division"]
     with pytest.raises(ValueError, match="unknown clothing attribute"):
-        load_clothing_reviews(shared_data, attributes=["user"])
+        load_clothing_reviews(data_dir, attributes=["user"])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -178,8 +173,8 @@ def test_clothing_is_deterministic(clothing, shared_data):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_fdu_mtl_books_and_electronics(shared_data):
-    dsd = load_fdu_mtl(shared_data, domains=["books", "electronics"])
+def test_fdu_mtl_books_and_electronics(data_dir):
+    dsd = load_fdu_mtl(data_dir, domains=["books", "electronics"])
     per_domain = {split: Counter(dsd[split]["domain"]) for split in SPLITS}
     assert per_domain["train"] == {"books": 1400, "electronics": 1398}
     assert per_domain["validation"] == {"books": 200, "electronics": 200}
@@ -190,8 +185,8 @@ def test_fdu_mtl_books_and_electronics(shared_data):
     _assert_splits_disjoint(dsd)
 
 
-def test_fdu_mtl_all_domains_and_non_utf8_lines(shared_data):
-    dsd = load_fdu_mtl(shared_data)
+def test_fdu_mtl_all_domains_and_non_utf8_lines(data_dir):
+    dsd = load_fdu_mtl(data_dir)
     assert [dsd[split].num_rows for split in SPLITS] == [22_180, 3_200, 6_400]
     assert len(set(dsd["train"]["domain"])) == 16
     mr_texts = [row["text"] for row in dsd["train"] if row["domain"] == "MR"]
@@ -384,8 +379,8 @@ def test_load_table_errors(tmp_path):
         load_table(frame, text_column="body", label_column="stars", attribute_columns={"text": "shop"})
 
 
-def test_load_named_dataset(shared_data, tmp_path):
-    dsd = load_named_dataset("FDU-MTL", data_dir=shared_data, domains=["baby"])
+def test_load_named_dataset(data_dir, tmp_path):
+    dsd = load_named_dataset("FDU-MTL", data_dir=data_dir, domains=["baby"])
     assert dsd["train"].num_rows == 1300
     _table_frame().to_csv(tmp_path / "lamps.csv", index=False)
     table = load_named_dataset(tmp_path / "lamps.csv", text_column="body", label_column="stars", label_offset=1)
@@ -566,8 +561,8 @@ def test_head_tail_truncation_roberta_like(roberta_like_tokenizer):
     assert out["input_ids"][1] == tok("hi")["input_ids"]
 
 
-def test_prepare_dataset(shared_data, minilm_tokenizer):
-    dsd = load_fdu_mtl(shared_data, domains=["apparel", "baby"])
+def test_prepare_dataset(data_dir, minilm_tokenizer):
+    dsd = load_fdu_mtl(data_dir, domains=["apparel", "baby"])
     dsd = DatasetDict({split: dsd[split].select(range(0, dsd[split].num_rows, 97)) for split in SPLITS})
     vocab = AttributeVocab({"domain": ["apparel"]})  # baby unknown on purpose
     features = prepare_dataset(dsd, minilm_tokenizer, vocab, max_length=32)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import thread_env
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,6 +20,7 @@ TINY = (
 ).split()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["train_m2a.py", "train_lora_baseline.py"])
 def test_example_script_runs(script, tmp_path):
     out = tmp_path / "out"
@@ -26,7 +28,7 @@ def test_example_script_runs(script, tmp_path):
         [sys.executable, str(REPO / "examples" / script), *TINY, "--output_dir", str(out)],
         capture_output=True,
         text=True,
-        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false", **thread_env()},
         timeout=900,
         check=False,
     )

@@ -66,7 +66,7 @@ def _tiny_model() -> M2AForSequenceClassification:
 @pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread():
     """Tiny models on a shared 2-core machine: intra-op threads only add synchronisation (a 32x32 linear takes
-    ~8 ms with 2 busy threads, ~10 us with 1). Child processes get OMP_NUM_THREADS=1 from `hub_env`."""
+    ~8 ms with 2 busy threads, ~10 us with 1). Child processes get the same one thread from `hub_env`."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -448,6 +448,7 @@ emit(out)
 """
 
 
+@pytest.mark.slow
 def test_pipeline_from_saved_dir_without_m2a_hf(saved_by):
     """Folders from either entry point load with Auto* and `pipeline(trust_remote_code=True)`, without m2a_hf."""
     cases = json.dumps(PIPELINE_CASES)
@@ -545,6 +546,7 @@ emit(out)
 """
 
 
+@pytest.mark.slow
 def test_push_to_hub_and_load_back(hub_endpoint, saved_checkpoint):
     texts = TEXTS
     pushed = read_result(run_with_hub(_PUSH.format(src=str(saved_checkpoint), texts=texts), hub_endpoint))
@@ -615,6 +617,7 @@ emit({{"oid": commit.oid, "accuracy": metrics["eval_accuracy"], "hub_model_id": 
 """
 
 
+@pytest.mark.slow
 def test_trainer_push_to_hub_uploads_checkpoint_and_card(hub_endpoint, saved_checkpoint, tmp_path):
     out = read_result(
         run_with_hub(_TRAINER.format(src=str(saved_checkpoint), out=str(tmp_path / "run")), hub_endpoint)

@@ -1,8 +1,12 @@
-"""The M2A model on real MiniLM weights: factorised Kronecker adapter, per-sample routing, trainable parameters per
-stage, gradient checkpointing, outputs, remote-code reload, old checkpoints and input validation."""
+"""The M2A model: factorised Kronecker adapter, per-sample routing, trainable parameters per stage, gradient
+checkpointing, outputs, remote-code reload, old checkpoints and input validation.
+
+Built on the tiny random backbone (`tiny_backbone`); the test that the pretrained weights are what the adapted encoder
+starts from uses the real MiniLM (`minilm_path`)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -10,6 +14,7 @@ import textwrap
 
 import pytest
 import torch
+from helpers import TINY_BACKBONE, thread_env
 from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaForMaskedLM
 
@@ -31,18 +36,24 @@ def perturb(model: torch.nn.Module, scale: float = 0.05, seed: int = 0) -> None:
 
 
 @pytest.fixture(scope="module")
-def batch(minilm_tokenizer):
+def batch(tiny_tokenizer):
     texts = ["a great product", "terrible, it broke after a day", "fine i guess", "love it, would buy again"]
-    enc = minilm_tokenizer(texts, padding=True, return_tensors="pt")
+    enc = tiny_tokenizer(texts, padding=True, return_tensors="pt")
     attribute_ids = torch.tensor([[1, 2], [-1, 3], [4, -1], [-1, -1]])
     return dict(enc), attribute_ids
 
 
-@pytest.fixture
-def model(minilm_path):
+@pytest.fixture(scope="module")
+def built(tiny_backbone):
     return M2AForSequenceClassification.from_backbone(
-        minilm_path, attributes=ATTRS, num_labels=3, lora_rank=8, lora_alpha=16
+        tiny_backbone, attributes=ATTRS, num_labels=3, lora_rank=8, lora_alpha=16
     )
+
+
+@pytest.fixture
+def model(built):
+    """A fresh M2A classifier on the tiny backbone: a copy per test (tests perturb and train it)."""
+    return copy.deepcopy(built)
 
 
 # ---------------------------------------------------------------------------------------------- Kronecker adapter
@@ -112,7 +123,8 @@ def test_route_finds_contiguous_and_scattered_rows(model):
     user, item = model.m2a.route(ids, 5, None).attributes
     assert user.fine_rows.tolist() == [0, 2, 4] and user.coarse_rows.tolist() == [1, 3]
     assert item.fine_rows == slice(2, 5) and item.coarse_rows == slice(0, 2)
-    assert user.embeddings.shape == (3, 384) and item.embeddings.shape == (3, 384)
+    hidden = TINY_BACKBONE["hidden_size"]
+    assert user.embeddings.shape == (3, hidden) and item.embeddings.shape == (3, hidden)
     everyone = model.m2a.route(torch.tensor([[1, 2], [3, 4]]), 2, None).attributes
     assert all(r.fine_rows == slice(None) and r.coarse_rows is None for r in everyone)
 
@@ -163,11 +175,14 @@ def test_fresh_fine_adapters_change_nothing(model, batch):
     torch.testing.assert_close(routed, iid, rtol=1e-5, atol=1e-6)
 
 
-def test_fresh_model_equals_backbone_plus_head(minilm_path, batch):
-    """All LoRA B matrices and value embeddings start at zero: the adapted encoder is the pretrained encoder."""
+def test_fresh_model_equals_backbone_plus_head(minilm_path, minilm_tokenizer):
+    """All LoRA B matrices and value embeddings start at zero: the adapted encoder is the pretrained encoder. On the
+    real MiniLM: its checkpoint (a sentence-transformers `BertModel` folder) is what `from_backbone` must load."""
     from transformers import AutoModel
 
-    enc, attribute_ids = batch
+    texts = ["a great product", "terrible, it broke after a day", "fine i guess", "love it, would buy again"]
+    enc = dict(minilm_tokenizer(texts, padding=True, return_tensors="pt"))
+    attribute_ids = torch.tensor([[1, 2], [-1, 3], [4, -1], [-1, -1]])
     model = M2AForSequenceClassification.from_backbone(minilm_path, attributes=ATTRS, num_labels=3, lora_rank=4)
     backbone = AutoModel.from_pretrained(minilm_path).eval()
     model.eval()
@@ -228,9 +243,9 @@ def test_stage2_trains_only_unknown_value_loras_and_keeps_fine_view(model, batch
     assert {n for n, p in model.named_parameters() if p.requires_grad} == set(model.adapter_parameter_names(1))
 
 
-def test_full_finetune_trains_everything(minilm_path, batch):
+def test_full_finetune_trains_everything(tiny_backbone, batch):
     model = M2AForSequenceClassification.from_backbone(
-        minilm_path, attributes=ATTRS, num_labels=3, lora_rank=4, full_finetune=True
+        tiny_backbone, attributes=ATTRS, num_labels=3, lora_rank=4, full_finetune=True
     )
     assert all(p.requires_grad for p in model.parameters())
     model.train()
@@ -242,11 +257,11 @@ def test_full_finetune_trains_everything(minilm_path, batch):
 
 
 @pytest.mark.parametrize("policy", ["joint", "stochastic", "fine", "coarse"])
-def test_gradient_checkpointing_gives_same_loss_and_gradients(minilm_path, batch, policy):
+def test_gradient_checkpointing_gives_same_loss_and_gradients(tiny_backbone, batch, policy):
     def run(checkpointing: bool):
         torch.manual_seed(0)
         model = M2AForSequenceClassification.from_backbone(
-            minilm_path, attributes=ATTRS, num_labels=3, lora_rank=4, training_policy=policy, kl_weight=0.5
+            tiny_backbone, attributes=ATTRS, num_labels=3, lora_rank=4, training_policy=policy, kl_weight=0.5
         )
         perturb(model)
         if checkpointing:  # what Trainer(gradient_checkpointing=True) calls (non-reentrant by default)
@@ -306,7 +321,9 @@ def test_tuple_output_keeps_every_field_that_is_set(model, batch):
     model.eval()
     with torch.no_grad():
         logits, hidden_states = model(**enc, attribute_ids=attribute_ids, output_hidden_states=True, return_dict=False)
-    assert logits.shape == (4, 3) and len(hidden_states) == 7  # embeddings + MiniLM's 6 layers
+    assert (
+        logits.shape == (4, 3) and len(hidden_states) == 1 + TINY_BACKBONE["num_hidden_layers"]
+    )  # embeddings + layers
 
 
 def test_attribute_ids_are_validated_once_per_forward(model, batch, monkeypatch):
@@ -351,13 +368,15 @@ REMOTE_CHECK = textwrap.dedent(
         hidden = AutoModel.from_pretrained(ckpt, trust_remote_code=True).eval()(
             input_ids=ref["input_ids"], attention_mask=ref["attention_mask"], attribute_ids=ref["attribute_ids"]
         ).last_hidden_state
-    assert torch.equal(logits, ref["logits"]), (logits - ref["logits"]).abs().max()
-    assert torch.equal(hidden, ref["hidden"]), (hidden - ref["hidden"]).abs().max()
+    assert torch.get_num_threads() == int(sys.argv[3]), (torch.get_num_threads(), sys.argv[3])
+    torch.testing.assert_close(logits, ref["logits"], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(hidden, ref["hidden"], rtol=1e-5, atol=1e-6)
     print("REMOTE-OK")
     """
 )
 
 
+@pytest.mark.slow
 def test_save_and_reload_through_auto_classes_without_m2a_hf(model, batch, tmp_path):
     enc, attribute_ids = batch
     perturb(model)
@@ -384,12 +403,13 @@ def test_save_and_reload_through_auto_classes_without_m2a_hf(model, batch, tmp_p
             ).last_hidden_state,
         }
     torch.save(ref, tmp_path / "ref.pt")
+    threads = thread_env()  # the child computes with the parent's number of threads
     result = subprocess.run(
-        [sys.executable, "-I", "-c", REMOTE_CHECK, str(ckpt), str(tmp_path / "ref.pt")],
+        [sys.executable, "-I", "-c", REMOTE_CHECK, str(ckpt), str(tmp_path / "ref.pt"), threads["OMP_NUM_THREADS"]],
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **threads},
         timeout=300,
     )
     assert "REMOTE-OK" in result.stdout, result.stderr[-3000:]
@@ -464,14 +484,16 @@ def test_roberta_family_backbone(tmp_path):
     assert out.logits.shape == (2, 2) and torch.isfinite(out.loss)
 
 
-def test_custom_target_modules_and_missing_targets(minilm_path):
+def test_custom_target_modules_and_missing_targets(tiny_backbone):
     model = M2AForSequenceClassification.from_backbone(
-        minilm_path, attributes={"user": 2}, lora_rank=2, m2a_target_modules=["key"], lora_target_modules=[]
+        tiny_backbone, attributes={"user": 2}, lora_rank=2, m2a_target_modules=["key"], lora_target_modules=[]
     )
     names = [n for n, m in model.named_modules() if isinstance(m, M2ALinear)]
-    assert len(names) == 6 and all(n.endswith("key") for n in names)
+    assert len(names) == TINY_BACKBONE["num_hidden_layers"] and all(n.endswith("key") for n in names)
     with pytest.raises(ValueError, match=r"no linear layer matching target module\(s\) \['q_proj'\]"):
-        M2AForSequenceClassification.from_backbone(minilm_path, attributes={"user": 2}, m2a_target_modules=["q_proj"])
+        M2AForSequenceClassification.from_backbone(
+            tiny_backbone, attributes={"user": 2}, m2a_target_modules=["q_proj"]
+        )
 
 
 # ---------------------------------------------------------------------------------------------- bad input
