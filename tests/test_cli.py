@@ -136,8 +136,8 @@ def test_cli_usage_and_unknown_command():
 def test_cli_usage_in_process(capsys):
     from m2a_hf.cli import main
 
-    assert main(["frobnicate"]) == 2 and "usage: m2a-hf" in capsys.readouterr().out
-    assert main([]) == 2 and "usage: m2a-hf" in capsys.readouterr().out
+    assert main(["frobnicate"]) == 2 and "unknown command 'frobnicate'" in capsys.readouterr().err
+    assert main([]) == 2 and "usage: m2a-hf" in capsys.readouterr().err  # usage of an error goes to stderr
     assert main(["--help"]) == 0 and "usage: m2a-hf" in capsys.readouterr().out
 
 

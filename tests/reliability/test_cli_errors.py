@@ -228,6 +228,7 @@ def test_table_file_without_columns(run, checkpoint, tmp_path):
     assert_one_line_error(status, err, "is a table file", "--text_column")
 
 
+@pytest.mark.slow
 def test_real_process_exit_status_and_stderr(checkpoint, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     argv = [sys.executable, "-m", "m2a_hf.cli", "predict", "--model_path", str(checkpoint), "--bogus", "1"]
