@@ -213,14 +213,16 @@ def cmd_demo(argv: list[str]) -> dict[str, Any]:
     data = load_data(data_args, seed=training_args.seed)
     print({split: len(ds) for split, ds in data.items()})
     m2a_args = dataclasses.replace(training_args, output_dir=str(out / "m2a"))
-    result = train_m2a(model_args, data_args, m2a_args, ProcedureArguments(stage2_epochs=1), data=data)
+    procedure = ProcedureArguments(stage2_epochs=1)
+    procedure.overwrite_output_dir = True  # a demo replaces its previous run (the flag's home varies by transformers)
+    result = train_m2a(model_args, data_args, m2a_args, procedure, data=data)
     rows = [
         ("M2A, attributes used (fine view)", result.metrics["test"]["fine"]),
         ("M2A, attributes dropped (coarse)", result.metrics["test"]["coarse"]),
     ]
     if not demo.skip_baseline:
         base_args = dataclasses.replace(training_args, output_dir=str(out / "baseline"))
-        base = train_baseline(model_args, data_args, base_args, data=data)
+        base = train_baseline(model_args, data_args, base_args, procedure, data=data)
         rows.append(("LoRA baseline (no attributes)", base.metrics["test"]["iid"]))
         result.metrics["baseline"] = base.metrics
     print("\n== test results (accuracy, macro-F1 in %; seen/unseen = attribute values seen in training or not)")

@@ -549,6 +549,8 @@ def _dev_curve(history: list[dict[str, Any]]) -> dict[str, Any]:
 def run_arm(config: RunConfig, data: DatasetDict) -> dict[str, Any]:
     """Trains and evaluates one arm × seed; returns the metrics part of its results row."""
     trainer = train_m2a if config.arm.kind == "m2a" else train_baseline
+    # a rerun (--force, an arm that failed) replaces the run; train_m2a refuses a folder that holds another run
+    shutil.rmtree(config.training.output_dir, ignore_errors=True)
     # train_m2a/train_baseline build the model before the Trainer seeds the RNGs, and torch's initial seed differs
     # between processes: without this the initial weights would depend on the process and on the arms run before.
     set_seed(config.seed)
@@ -683,6 +685,7 @@ def estimate_arm(config: RunConfig, full: DatasetDict, steps: int) -> dict[str, 
     procedure = dataclasses.replace(config.procedure, stage2_epochs=1)
     timed = RunConfig(config.arm, config.seed, config.model, config.data, procedure, training, config.runner)
     trainer = train_m2a if config.arm.kind == "m2a" else train_baseline
+    shutil.rmtree(training.output_dir, ignore_errors=True)  # scratch, shared by the arms' estimates
     set_seed(config.seed)
     result = trainer(config.model, config.data, training, procedure, data=sample)
     runtimes = [h["train_runtime"] for h in result.log_history if "train_runtime" in h]
