@@ -342,6 +342,16 @@ def cmd_train(argv: list[str]) -> dict[str, Any]:
         "train", (ModelArguments, DataArguments, ProcedureArguments, TrainingArguments), argv
     )
     _check_backbone(model_args, data_args)
+    from m2a_hf.output_dir import check_output_dir
+    from m2a_hf.training import overwrite_requested
+
+    resume = training_args.resume_from_checkpoint
+    with user_input("--output_dir", errors=(FileExistsError,)):
+        check_output_dir(
+            training_args.output_dir,
+            overwrite=overwrite_requested(training_args, procedure),
+            resume=resume is not None and str(resume).strip().lower() != "false",
+        )
     data = _load_checked_data(data_args, seed=training_args.seed)
     result = train_m2a(model_args, data_args, training_args, procedure, data=data)
     rows = [(f"M2A ({view} view)", result.metrics["test"][view]) for view in ("fine", "coarse")]
@@ -495,7 +505,7 @@ def read_records(source: str) -> list[InputRecord]:
     return [record for record in records if record is not None]
 
 
-def attribute_ids(records: Sequence[InputRecord], pipe: Any) -> list[list[int]]:
+def attribute_ids(records: Sequence[InputRecord], pipe: Any, check_vocab: bool = True) -> list[list[int]]:
     """The attribute ids of every record (by `pipe`'s vocabulary); an attribute name the model does not have is a
     `UsageError` naming the line."""
     attribute_names = list(pipe.attribute_names)
@@ -507,7 +517,7 @@ def attribute_ids(records: Sequence[InputRecord], pipe: Any) -> list[list[int]]:
                 f"input line {record.line}: unknown attribute(s) {unknown}; this model has attributes "
                 f"{attribute_names}."
             )
-    return [pipe.attribute_ids_for(record.attributes) for record in records]
+    return [pipe.attribute_ids_for(record.attributes, check_vocab=check_vocab) for record in records]
 
 
 @contextlib.contextmanager
@@ -534,7 +544,7 @@ def cmd_predict(argv: list[str]) -> int:
     _load_m2a_config(args.model_path)
     with _loading_model(args.model_path), _no_progress_bar(local=Path(args.model_path).expanduser().is_dir()):
         pipe = load_pipeline(args.model_path)
-    ids = attribute_ids(records, pipe)
+    ids = attribute_ids(records, pipe, check_vocab=args.view is None)  # other views ignore the attributes
     with _output_stream(args.output_file) as out:
         for start in range(0, len(records), args.batch_size):
             batch = records[start : start + args.batch_size]
@@ -608,14 +618,16 @@ def cmd_demo(argv: list[str]) -> dict[str, Any]:
     data = _load_checked_data(data_args, seed=training_args.seed)
     print({split: len(ds) for split, ds in data.items()})
     m2a_args = dataclasses.replace(training_args, output_dir=str(out / "m2a"))
-    result = train_m2a(model_args, data_args, m2a_args, ProcedureArguments(stage2_epochs=1), data=data)
+    procedure = ProcedureArguments(stage2_epochs=1)
+    procedure.overwrite_output_dir = True  # a demo replaces its previous run (the flag's home varies by transformers)
+    result = train_m2a(model_args, data_args, m2a_args, procedure, data=data)
     rows = [
         ("M2A, attributes used (fine view)", result.metrics["test"]["fine"]),
         ("M2A, attributes dropped (coarse)", result.metrics["test"]["coarse"]),
     ]
     if not demo.skip_baseline:
         base_args = dataclasses.replace(training_args, output_dir=str(out / "baseline"))
-        base = train_baseline(model_args, data_args, base_args, data=data)
+        base = train_baseline(model_args, data_args, base_args, procedure, data=data)
         rows.append(("LoRA baseline (no attributes)", base.metrics["test"]["iid"]))
         result.metrics["baseline"] = base.metrics
     print("\n== test results (accuracy, macro-F1 in %; seen/unseen = attribute values seen in training or not)")

@@ -61,6 +61,8 @@ PUSH_IGNORE_PATTERNS = [
     "*.bin",
     "*.pkl",
     "training_args.bin",
+    ".m2a-final-*",
+    ".m2a-final-*/**",
 ]
 
 
@@ -269,11 +271,24 @@ def push_adapter_to_hub(
         )
 
 
-def load_pipeline(model_path: str | os.PathLike, **kwargs: Any):
+def load_pipeline(
+    model_path: str | os.PathLike,
+    *,
+    attribute_vocab: Any = None,
+    allow_missing_vocab: bool = False,
+    **kwargs: Any,
+):
     """An `M2ATextClassificationPipeline` for a saved checkpoint (folder or Hub repo id), in this process.
 
     Equivalent to `transformers.pipeline(model=model_path, trust_remote_code=True)` but with the installed classes
     (no remote code is imported). `kwargs` go to `from_pretrained` (e.g. `revision=`).
+
+    Args:
+        model_path: The checkpoint.
+        attribute_vocab: A vocabulary to use instead of the checkpoint's: what `attribute_vocab_dict` accepts, or the
+            path of an `attribute_vocab.json`.
+        allow_missing_vocab: For a checkpoint without a vocabulary: treat every attribute value as unknown instead of
+            raising when an input gives attribute values (the error names the folder and how to add the file).
     """
     from transformers import AutoTokenizer
 
@@ -282,7 +297,11 @@ def load_pipeline(model_path: str | os.PathLike, **kwargs: Any):
     pipeline_class = _pipeline_module().M2ATextClassificationPipeline
     model = M2AForSequenceClassification.from_pretrained(str(model_path), **kwargs).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(model_path), **kwargs)
-    return pipeline_class(model=model, tokenizer=tokenizer)
+    if attribute_vocab is not None and not isinstance(attribute_vocab, (str, os.PathLike)):
+        attribute_vocab = attribute_vocab_dict(attribute_vocab)
+    return pipeline_class(
+        model=model, tokenizer=tokenizer, attribute_vocab=attribute_vocab, allow_missing_vocab=allow_missing_vocab
+    )
 
 
 def push_checkpoint(

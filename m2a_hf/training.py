@@ -8,8 +8,10 @@ computes its own loss (the configured view policy) in `forward`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -28,14 +30,30 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_utils import get_last_checkpoint
 
 from m2a_hf.adapters import num_parameters_by_group
 from m2a_hf.backbones import default_backbone
+from m2a_hf.callbacks import AttributeVocabCallback
 from m2a_hf.data import DATASET_NAMES, AttributeVocab, M2ADataCollator, load_named_dataset, prepare_dataset
 from m2a_hf.hub import save_for_hub
 from m2a_hf.io_utils import write_json_atomic
+from m2a_hf.labels import (
+    class_indices_labels,
+    encode_with_classes,
+    is_class_label,
+    is_integer_label,
+    resolve_labels,
+)
 from m2a_hf.metrics import compute_metrics, metrics_by_seen, seen_mask_from_attribute_ids
 from m2a_hf.modeling import M2AForSequenceClassification
+from m2a_hf.output_dir import (
+    STAGE2_DIR,
+    is_truthy_resume,
+    prepare_output_dir,
+    resolve_resume_checkpoint,
+    staged_final_save,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -113,9 +131,27 @@ class DataArguments:
         default=False,
         metadata={"help": "Table file: skip (and log) rows with a wrong field count or an open quote, not raise."},
     )
+    label_map: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated label values in class order (e.g. 'neg,neu,pos'). Default: the sorted distinct "
+            "labels of the training split."
+        },
+    )
+    label_offset: int | None = field(
+        default=None,
+        metadata={"help": "Integer labels: class = label - offset, classes 0..max of the training split."},
+    )
 
     def attribute_list(self) -> list[str] | None:
         return [a.strip() for a in self.attribute_columns.split(",") if a.strip()] if self.attribute_columns else None
+
+    def label_map_list(self) -> list[str] | None:
+        """`label_map` as a list of label values, or None."""
+        return [v.strip() for v in self.label_map.split(",")] if self.label_map else None
+
+
+_TRAINER_HAS_OVERWRITE = "overwrite_output_dir" in {f.name for f in dataclasses.fields(TrainingArguments)}
 
 
 @dataclass
@@ -127,6 +163,17 @@ class ProcedureArguments:
     stage2_epochs: float | None = field(default=None, metadata={"help": "Epochs of stage 2 (default: as stage 1)."})
     stage2_learning_rate: float | None = field(default=None, metadata={"help": "LR of stage 2 (default: as stage 1)."})
     baseline: bool = field(default=False, metadata={"help": "Also train the plain peft-LoRA baseline (IID)."})
+    if not _TRAINER_HAS_OVERWRITE:  # transformers 5 dropped it from TrainingArguments; 4.x parses it there
+        overwrite_output_dir: bool = field(
+            default=False, metadata={"help": "Replace the run already in --output_dir (its model and checkpoints)."}
+        )
+
+
+def overwrite_requested(training_args: TrainingArguments, procedure: ProcedureArguments | None) -> bool:
+    """Whether `--overwrite_output_dir` was given (a `TrainingArguments` field before transformers 5, ours after)."""
+    return bool(
+        getattr(training_args, "overwrite_output_dir", False) or getattr(procedure, "overwrite_output_dir", False)
+    )
 
 
 def training_defaults(**overrides: Any) -> dict[str, Any]:
@@ -153,6 +200,8 @@ def training_defaults(**overrides: Any) -> dict[str, Any]:
         # Trainer takes every forward argument with "label" in its name as a label; `mlm_labels` is an input.
         "label_names": ["labels"],
         "dataloader_pin_memory": torch.cuda.is_available(),
+        # a resumed run keeps early stopping's patience count (stored in the checkpoint's trainer_state.json)
+        "restore_callback_states_from_checkpoint": True,
     }
     defaults.update(overrides)
     valid = {f.name for f in dataclasses.fields(TrainingArguments)}
@@ -173,8 +222,35 @@ def drop_attributes(dataset: Dataset) -> Dataset:
     )
 
 
-def load_data(data_args: DataArguments, seed: int = 42) -> DatasetDict:
-    """Load the configured dataset as a `DatasetDict` (train/validation/test) with text, label and attributes."""
+def is_named_dataset(name: str) -> bool:
+    """Whether `name` is `synthetic` or a named dataset (`DATASET_NAMES`), whose labels are class indices already."""
+    key = str(name).strip().lower()
+    return key == "synthetic" or key in DATASET_NAMES
+
+
+def _maps_labels(data: DatasetDict, data_args: DataArguments) -> bool:
+    """Whether the labels become classes by `resolve_labels`: explicit `label_map`/`label_offset`, or any data but
+    the named datasets' integer class indices (a `ClassLabel` column is already resolved)."""
+    if data_args.label_map or data_args.label_offset is not None:
+        return True
+    train = data["train"] if "train" in data else None
+    if train is None or is_class_label(train):
+        return False
+    return not (is_named_dataset(data_args.dataset) and is_integer_label(train))
+
+
+def load_data(data_args: DataArguments, seed: int = 42, map_labels: bool = True) -> DatasetDict:
+    """Load the configured dataset as a `DatasetDict` (train/validation/test) with text, label and attributes.
+
+    The named datasets give integer class indices. A table file's labels become classes as transformers'
+    `run_classification.py` chooses them (`m2a_hf.labels.resolve_labels`): the sorted distinct labels of the training
+    split (after `max_train_samples`), or `label_map` / `label_offset`, as a `ClassLabel` column whose names are the
+    original values. `map_labels=False` keeps a table's label strings (to match them with a trained model's classes).
+
+    Raises:
+        ValueError: On an empty split, fewer than two training labels, or a validation/test label unseen in training.
+    """
+    named = is_named_dataset(data_args.dataset)
     if data_args.dataset == "synthetic":
         from m2a_hf.synthetic import make_synthetic_reviews
 
@@ -188,13 +264,26 @@ def load_data(data_args: DataArguments, seed: int = 42) -> DatasetDict:
                 attribute_columns=data_args.attribute_list() or [],
                 skip_bad_rows=data_args.skip_bad_rows,
             )
+        if not named:  # a table file: labels are kept as strings and mapped to classes below
+            kwargs["raw_labels"] = True
         data = load_named_dataset(data_args.dataset, data_dir=data_args.data_dir, **kwargs)
     if data_args.max_train_samples:
         data["train"] = data["train"].select(range(min(data_args.max_train_samples, len(data["train"]))))
     if data_args.max_eval_samples:
         for split in ("validation", "test"):
             data[split] = data[split].select(range(min(data_args.max_eval_samples, len(data[split]))))
+    if map_labels and _maps_labels(data, data_args):
+        data = _resolve_labels(data, data_args)
     return data
+
+
+def _resolve_labels(data: DatasetDict, data_args: DataArguments) -> DatasetDict:
+    return resolve_labels(
+        data,
+        source=str(data_args.dataset),
+        label_map=data_args.label_map_list(),
+        label_offset=data_args.label_offset,
+    )
 
 
 def attribute_columns(data: DatasetDict, data_args: DataArguments) -> list[str]:
@@ -256,10 +345,14 @@ def evaluate_checkpoint(
     model = M2AForSequenceClassification.from_pretrained(model_path).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     vocab = AttributeVocab.load(model_path)
-    data = data if data is not None else load_data(data_args)
+    data = data if data is not None else load_data(data_args, map_labels=False)
     if split not in data:
         raise ValueError(f"split {split!r} is not in the data; available: {list(data)}.")
-    features = prepare_dataset(DatasetDict({split: data[split]}), tokenizer, vocab, max_length=data_args.max_length)
+    dataset = data[split]
+    if _maps_labels(data, data_args) or is_class_label(dataset):  # label values: matched with the model's classes
+        classes = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        dataset = encode_with_classes(dataset, classes, split, str(data_args.dataset))
+    features = prepare_dataset(DatasetDict({split: dataset}), tokenizer, vocab, max_length=data_args.max_length)
     args = training_arguments(
         output_dir=str(Path(model_path) / "eval") if Path(model_path).is_dir() else "outputs/eval",
         per_device_eval_batch_size=batch_size,
@@ -285,8 +378,9 @@ class TrainingResult:
     """Class predictions of the final model on the test split, per view (`fine`/`coarse`, or `iid`), in test order."""
 
 
-def _trainer(model, args, train, dev, tokenizer, collator, patience: int) -> Trainer:
+def _trainer(model, args, train, dev, tokenizer, collator, patience: int, extra_callbacks=()) -> Trainer:
     callbacks = [EarlyStoppingCallback(early_stopping_patience=patience)] if args.load_best_model_at_end else []
+    callbacks += list(extra_callbacks)
     return Trainer(
         model=model,
         args=args,
@@ -301,15 +395,22 @@ def _trainer(model, args, train, dev, tokenizer, collator, patience: int) -> Tra
 
 def _prepare(model_args, data_args, training_args, data: DatasetDict | None):
     """Shared by M2A and the baseline: backbone path, attribute names, vocabulary (train split only), tokenizer,
-    tokenised features and the number of labels."""
+    tokenised features, the number of labels and `id2label` (None: the config's default `LABEL_i`)."""
     backbone = model_args.resolved_backbone()
     data = data if data is not None else load_data(data_args, seed=training_args.seed)
+    if _maps_labels(data, data_args):  # data passed in with label values (strings, ratings)
+        data = _resolve_labels(data, data_args)
+    num_labels = class_indices_labels(data, source=str(data_args.dataset))
+    if is_class_label(data["train"]):
+        label_list = data["train"].features["label"].names
+        num_labels, id2label = len(label_list), dict(enumerate(label_list))
+    else:
+        id2label = label_names(data_args.dataset, num_labels)
     names = attribute_columns(data, data_args)
     vocab = AttributeVocab.build(data["train"], names)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     features = prepare_dataset(data, tokenizer, vocab, max_length=data_args.max_length)
-    num_labels = int(max(max(data[split]["label"]) for split in data) + 1)
-    return backbone, names, vocab, tokenizer, features, num_labels
+    return backbone, names, vocab, tokenizer, features, num_labels, id2label
 
 
 def label_names(dataset: str, num_labels: int) -> dict[int, str] | None:
@@ -337,50 +438,85 @@ def train_m2a(
     attribute-free dev accuracy, else the stage-1 modules are restored (`train_stage2`,
     `metrics["stage2_dev_accuracy"]`). The test split is evaluated in both views after each stage. The output
     directory gets the model (weights, config, remote code), tokenizer, `attribute_vocab.json`, `metrics.json`, a
-    model card (`README.md`) and `training_curves.png`.
+    model card (`README.md`) and `training_curves.png`, published atomically (`m2a_hf.output_dir`: `config.json`
+    last); every Trainer checkpoint carries the vocabulary (`m2a_hf.callbacks`).
+
+    An `output_dir` that already holds a run is refused unless `--overwrite_output_dir` or
+    `training_args.resume_from_checkpoint` is given. A stage-1 checkpoint (`<output_dir>/checkpoint-*`) resumes stage
+    1, then stage 2 runs as usual; a stage-2 checkpoint (`<output_dir>/stage2/checkpoint-*`, which holds the full
+    model) skips stage 1 and takes its results (metrics, log history, test predictions, and the attribute-free dev
+    accuracy and unknown-value modules the keep-or-revert rule needs) from `stage2/stage1_result.json` and
+    `stage2/stage1_modules.safetensors`, written when stage 2 started; `True` takes the last checkpoint, stage 2's
+    first.
     """
     procedure = procedure or ProcedureArguments()
     start = time.time()
+    out = Path(training_args.output_dir)
+    resume, resume_stage = resolve_resume_checkpoint(training_args.resume_from_checkpoint, out)
+    if resume_stage == 2 and not procedure.stage2:
+        raise ValueError(f"--resume_from_checkpoint {resume!r} is a stage-2 checkpoint, but stage 2 is disabled.")
+    prepare_output_dir(out, overwrite=overwrite_requested(training_args, procedure), resume=resume is not None)
     set_seed(training_args.seed)  # the adapters and heads are initialised before the Trainer seeds anything
-    backbone, names, vocab, tokenizer, features, num_labels = _prepare(model_args, data_args, training_args, data)
+    prepared = _prepare(model_args, data_args, training_args, data)
+    backbone, names, vocab, tokenizer, features, num_labels, id2label = prepared
     overrides = model_args.config_overrides()
     model = M2AForSequenceClassification.from_backbone(
         backbone,
         attributes=vocab.config_attributes(),
         num_labels=num_labels,
-        id2label=label_names(data_args.dataset, num_labels),
+        id2label=id2label,
         **overrides,
     )
+    if resume_stage == 2 and not model.config.num_attributes:
+        raise ValueError(
+            f"--resume_from_checkpoint {resume!r} is a stage-2 checkpoint, but the data has no attributes."
+        )
     # seen / unseen describes the data, not the routing: taken before the no-fine ablation drops the attributes
     test_seen = _seen_mask(features["test"], names, data_args.seen_attribute)
     if not model_args.use_fine_view:  # ablation: every value unknown, so only the coarse modules ever run
         features = DatasetDict({k: drop_attributes(v) for k, v in features.items()})
     logger.info("M2A trainable parameters: %s", num_parameters_by_group(model))
     collator = M2ADataCollator(tokenizer, mlm_probability=data_args.mlm_probability)
+    callbacks = [AttributeVocabCallback(vocab)]  # every checkpoint gets the vocabulary
     patience = procedure.early_stopping_patience
-    trainer = _trainer(model, training_args, features["train"], features["validation"], tokenizer, collator, patience)
-    trainer.train()
     predictions: dict[str, np.ndarray] = {}
-    metrics: dict[str, Any] = {
-        "attributes": dict(zip(vocab.names, vocab.sizes, strict=True)),
-        "num_parameters": num_parameters_by_group(model),
-        "stage1": evaluate_views(
-            trainer, features["test"], names, data_args.seen_attribute, predictions=predictions, seen=test_seen
-        ),
-    }
-    history = list(trainer.state.log_history)
+    stage1: dict[str, Any] = {}
+    if resume_stage == 2:  # stage 1 finished in the run being resumed: its results were saved when stage 2 began
+        stage1 = _load_stage1_result(Path(resume).parent)
+        metrics, history = stage1["metrics"], stage1["history"]
+        predictions.update(stage1["predictions"])
+    else:
+        trainer = _trainer(
+            model, training_args, features["train"], features["validation"], tokenizer, collator, patience, callbacks
+        )
+        trainer.train(resume_from_checkpoint=resume)
+        metrics = {
+            "attributes": dict(zip(vocab.names, vocab.sizes, strict=True)),
+            "num_parameters": num_parameters_by_group(model),
+            "stage1": evaluate_views(
+                trainer, features["test"], names, data_args.seen_attribute, predictions=predictions, seen=test_seen
+            ),
+        }
+        history = list(trainer.state.log_history)
 
     if procedure.stage2 and model.config.num_attributes:
         model.set_stage(2)
         stage2_args = dataclasses.replace(
             training_args,
-            output_dir=os.path.join(training_args.output_dir, "stage2"),
+            output_dir=os.path.join(training_args.output_dir, STAGE2_DIR),
             num_train_epochs=procedure.stage2_epochs or training_args.num_train_epochs,
             learning_rate=procedure.stage2_learning_rate or training_args.learning_rate,
         )
         dev = drop_attributes(features["validation"])  # stage 2 is judged on the attribute-free view
-        trainer = _trainer(model, stage2_args, features["train"], dev, tokenizer, collator, patience)
-        metrics["stage2_dev_accuracy"] = train_stage2(trainer)
+        trainer = _trainer(model, stage2_args, features["train"], dev, tokenizer, collator, patience, callbacks)
+        if resume_stage == 2:
+            snapshot = stage1["snapshot"]
+        else:
+            snapshot = stage1_snapshot(trainer)
+            _save_stage1_result(Path(stage2_args.output_dir), snapshot, metrics, history, predictions)
+        metrics["stage2_dev_accuracy"] = train_stage2(
+            trainer, resume_from_checkpoint=resume if resume_stage == 2 else None, snapshot=snapshot
+        )
         kept = metrics["stage2_dev_accuracy"]["kept"]
         model.set_stage(1)
         history += [{**entry, "stage": 2} for entry in trainer.state.log_history]
@@ -402,39 +538,117 @@ def train_m2a(
     final = metrics.get("stage2", metrics["stage1"])
     metrics["test"] = {view: final[view] for view in VIEWS}
 
-    out = Path(training_args.output_dir)
-    save_for_hub(
-        model,
-        out,
-        tokenizer=tokenizer,
-        attribute_vocab=vocab,
-        metrics=metrics["test"],
-        training_args=training_args,
-        dataset_name=data_args.dataset,
-        base_model=backbone,
-    )
-    _write_json(out / "metrics.json", metrics)
-    _write_json(out / "log_history.json", history)
-    _plot(history, metrics, out / "training_curves.png")
+    with staged_final_save(out) as folder:  # complete in a staging folder, then published with config.json last
+        save_for_hub(
+            model,
+            folder,
+            tokenizer=tokenizer,
+            attribute_vocab=vocab,
+            metrics=metrics["test"],
+            training_args=training_args,
+            dataset_name=data_args.dataset,
+            base_model=backbone,
+        )
+        _write_json(folder / "metrics.json", metrics)
+        _write_json(folder / "log_history.json", history)
+        _plot(history, metrics, folder / "training_curves.png")
     return TrainingResult(metrics, str(out), model, tokenizer, vocab, history, predictions)
 
 
-def train_stage2(trainer: Trainer) -> dict[str, Any]:
+@dataclass
+class Stage1Snapshot:
+    """What stage 2's keep-or-revert rule needs from stage 1: the attribute-free dev accuracy (`before`) and the
+    stage-1 values of the parameters stage 2 trains (`state`)."""
+
+    before: float
+    state: dict[str, torch.Tensor]
+
+
+def stage1_snapshot(trainer: Trainer) -> Stage1Snapshot:
+    """Evaluate the stage-1 model on the stage-2 trainer's (attribute-free) dev set and copy its trainable modules.
+
+    Args:
+        trainer: The stage-2 `Trainer` (model in stage 2), before it trains.
+    """
+    before = trainer.evaluate()["eval_accuracy"]
+    state = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    return Stage1Snapshot(before, state)
+
+
+STAGE1_RESULT = "stage1_result.json"
+STAGE1_MODULES = "stage1_modules.safetensors"
+
+
+def _save_stage1_result(
+    folder: Path,
+    snapshot: Stage1Snapshot,
+    metrics: dict[str, Any],
+    history: list[dict[str, Any]],
+    predictions: dict[str, np.ndarray],
+) -> None:
+    """`<stage2>/stage1_modules.safetensors`, then `stage1_result.json` (its presence marks a complete pair): what a
+    run resumed from a stage-2 checkpoint needs from stage 1. Stale stage-2 checkpoints of an earlier attempt go."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("checkpoint-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    (folder / STAGE1_RESULT).unlink(missing_ok=True)
+    tmp = folder / f".{STAGE1_MODULES}.tmp"
+    save_file({k: v.detach().cpu().contiguous() for k, v in snapshot.state.items()}, str(tmp))
+    os.replace(tmp, folder / STAGE1_MODULES)
+    payload = {
+        "before": snapshot.before,
+        "metrics": metrics,
+        "history": history,
+        "predictions": {view: np.asarray(p).tolist() for view, p in predictions.items()},
+    }
+    _write_json(folder / STAGE1_RESULT, payload)
+
+
+def _load_stage1_result(folder: Path) -> dict[str, Any]:
+    """Inverse of `_save_stage1_result`: metrics, history, predictions and the `Stage1Snapshot`."""
+    from safetensors.torch import load_file
+
+    result, modules = folder / STAGE1_RESULT, folder / STAGE1_MODULES
+    if not (result.is_file() and modules.is_file()):
+        raise FileNotFoundError(
+            f"cannot resume stage 2 from {folder}: {STAGE1_RESULT} or {STAGE1_MODULES} (written when stage 2 starts) "
+            "is missing; resume from a stage-1 checkpoint instead."
+        )
+    payload = json.loads(result.read_text(encoding="utf-8"))
+    return {
+        "metrics": payload["metrics"],
+        "history": payload["history"],
+        "predictions": {view: np.asarray(p, dtype=np.int64) for view, p in payload["predictions"].items()},
+        "snapshot": Stage1Snapshot(payload["before"], load_file(str(modules))),
+    }
+
+
+def train_stage2(
+    trainer: Trainer, resume_from_checkpoint: str | None = None, snapshot: Stage1Snapshot | None = None
+) -> dict[str, Any]:
     """Stage 2 with the reference's keep-or-revert rule: train, and keep the result only if it beats the stage-1
     model's attribute-free dev accuracy; otherwise the trained modules get their stage-1 values back.
 
     Args:
         trainer: A `Trainer` on the model in stage 2 (`model.set_stage(2)`: only the unknown LoRAs train)
             whose evaluation dataset is the attribute-free dev split (`drop_attributes`).
+        resume_from_checkpoint: A stage-2 checkpoint to continue from (passed to `trainer.train`).
+        snapshot: The stage-1 accuracy and modules (`stage1_snapshot`); needed with `resume_from_checkpoint`, since
+            the model then is no longer the stage-1 one. Default: taken from the model now.
 
     Returns:
         `{"before", "after", "kept"}`: the attribute-free dev accuracy before and after stage 2 (after: the best
         evaluation when the Trainer keeps the best model by accuracy) and whether stage 2 was kept.
     """
     model = trainer.model
-    before = trainer.evaluate()["eval_accuracy"]
-    stage1_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    trainer.train()
+    if snapshot is None:
+        if resume_from_checkpoint is not None:
+            raise ValueError("resuming stage 2 needs the stage-1 `snapshot` (accuracy and modules).")
+        snapshot = stage1_snapshot(trainer)
+    before, stage1_state = snapshot.before, snapshot.state
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     args = trainer.args
     after = trainer.state.best_metric
     if not (args.load_best_model_at_end and args.metric_for_best_model == "accuracy" and after):
@@ -465,10 +679,14 @@ def train_baseline(
 
     procedure = procedure or ProcedureArguments()
     start = time.time()
+    out = Path(training_args.output_dir)
+    resume = _baseline_resume(training_args.resume_from_checkpoint, out)
+    resuming = resume is not None or is_truthy_resume(training_args.resume_from_checkpoint)
+    prepare_output_dir(out, overwrite=overwrite_requested(training_args, procedure), resume=resuming)
     set_seed(training_args.seed)  # the adapters and heads are initialised before the Trainer seeds anything
-    backbone, names, vocab, tokenizer, features, num_labels = _prepare(model_args, data_args, training_args, data)
+    prepared = _prepare(model_args, data_args, training_args, data)
+    backbone, names, vocab, tokenizer, features, num_labels, id2label = prepared
     reference = M2AConfig(**model_args.config_overrides())
-    id2label = label_names(data_args.dataset, num_labels)
     label_kwargs = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}} if id2label else {}
     base = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=num_labels, **label_kwargs)
     if model_args.full_finetune:
@@ -487,7 +705,7 @@ def train_baseline(
     train = features["train"].remove_columns(["attribute_ids"])
     dev = features["validation"].remove_columns(["attribute_ids"])
     trainer = _trainer(model, training_args, train, dev, tokenizer, collator, procedure.early_stopping_patience)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume)
     test = features["test"]
     _check_sequential_evaluation(trainer.args)
     seen = _seen_mask(test, names, data_args.seen_attribute)
@@ -500,12 +718,25 @@ def train_baseline(
         "trainable_parameters": trainable,
         "train_seconds": round(time.time() - start, 1),
     }
-    out = Path(training_args.output_dir)
-    trainer.save_model(str(out))
-    _write_json(out / "metrics.json", metrics)
+    with staged_final_save(out) as folder:  # complete in a staging folder, then published with the config last
+        trainer.save_model(str(folder))
+        _write_json(folder / "metrics.json", metrics)
     return TrainingResult(
         metrics, str(out), model, tokenizer, vocab, list(trainer.state.log_history), {"iid": predicted}
     )
+
+
+def _baseline_resume(value: Any, out: Path) -> str | None:
+    """The baseline's checkpoint to resume from: its own last one for `True` (None when it has none yet: the M2A run
+    of the same command may have been the one interrupted); a path outside its folder (an M2A checkpoint passed down
+    by `m2a-hf train --baseline`) is ignored."""
+    if is_truthy_resume(value):
+        return get_last_checkpoint(str(out)) if out.is_dir() else None
+    path, _ = resolve_resume_checkpoint(value, out)
+    if path is not None and Path(path).resolve().parent != out.resolve():
+        logger.warning("Baseline: %s is not a checkpoint of %s; the baseline starts from scratch.", path, out)
+        return None
+    return path
 
 
 def baseline_modules_to_save(model: torch.nn.Module, train_layer_norms: bool = True) -> list[str]:
@@ -581,14 +812,18 @@ __all__ = [
     "DataArguments",
     "ModelArguments",
     "ProcedureArguments",
+    "Stage1Snapshot",
     "TrainingResult",
     "baseline_modules_to_save",
     "default_backbone",
     "drop_attributes",
     "evaluate_checkpoint",
     "evaluate_views",
+    "is_named_dataset",
     "label_names",
     "load_data",
+    "overwrite_requested",
+    "stage1_snapshot",
     "train_baseline",
     "train_m2a",
     "train_stage2",

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
 
+from m2a_hf.io_utils import write_json_atomic
 from m2a_hf.modeling.pipeline_m2a import (
     ATTRIBUTE_VOCAB_FORMAT_NAME,
     ATTRIBUTE_VOCAB_FORMAT_VERSION,
@@ -268,8 +269,7 @@ class AttributeVocab:
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
         file = folder / self.FILE_NAME
-        file.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        return file
+        return write_json_atomic(file, self.to_dict(), ensure_ascii=False, indent=1)
 
     @classmethod
     def load(cls, directory_or_file: str | os.PathLike[str]) -> AttributeVocab:

@@ -173,7 +173,11 @@ class M2ATextClassificationPipeline(Pipeline):
         attribute_vocab (`dict` or `str`, *optional*):
             The vocabulary (`attribute_vocab.json` format) or a path to such a file. By default it is read from
             `model.config.attribute_vocab` (stored in `config.json`, so it always matches the loaded revision), else
-            from `attribute_vocab.json` next to the weights. Without any, every value is unknown (with a warning).
+            from `attribute_vocab.json` next to the weights. Without any, attribute values cannot be mapped to ids:
+            an input that gives some is an error naming the checkpoint, unless `allow_missing_vocab`.
+        allow_missing_vocab (`bool`, *optional*, defaults to `False`):
+            Without a vocabulary, treat every attribute value as unknown (-1, the coarse unknown-value adapters)
+            instead of raising.
 
     Call arguments:
         view (`str`, *optional*): `None` (attribute-aware, default), `"coarse"` (attribute-free) or `"iid"`.
@@ -190,11 +194,19 @@ class M2ATextClassificationPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = True
 
-    def __init__(self, *args: Any, attribute_vocab: Mapping[str, Any] | str | os.PathLike | None = None, **kwargs):
+    def __init__(
+        self,
+        *args: Any,
+        attribute_vocab: Mapping[str, Any] | str | os.PathLike | None = None,
+        allow_missing_vocab: bool = False,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.attribute_names: list[str] = list(getattr(self.model.config, "attribute_names", None) or [])
         sizes = list(getattr(self.model.config, "attribute_sizes", None) or [None] * len(self.attribute_names))
+        self.allow_missing_vocab = bool(allow_missing_vocab)
         vocab = self._load_attribute_vocab(attribute_vocab)
+        self.has_attribute_vocab = vocab is not None
         self._value_ids: list[dict[str, int]] = []
         for name, size in zip(self.attribute_names, sizes, strict=True):
             values = vocab.get(name) if vocab is not None else None
@@ -221,7 +233,7 @@ class M2ATextClassificationPipeline(Pipeline):
         if source is None:
             source = self._find_vocab_file()
         if source is None:
-            if self.attribute_names:
+            if self.attribute_names and self.allow_missing_vocab:
                 logger.warning(
                     "No attribute vocabulary found (config `attribute_vocab` or %s): every attribute value is treated "
                     "as unknown (-1), i.e. the model's unknown LoRAs are used.",
@@ -261,8 +273,17 @@ class M2ATextClassificationPipeline(Pipeline):
             )
         return path
 
-    def attribute_ids_for(self, attributes: Mapping[str, Any] | None) -> list[int]:
-        """Ids in `config.attribute_names` order; unknown, unseen or missing values give -1."""
+    def _model_location(self) -> str:
+        name_or_path = getattr(self.model.config, "_name_or_path", None) or getattr(self.model, "name_or_path", "")
+        return repr(str(name_or_path)) if name_or_path else "this model"
+
+    def attribute_ids_for(self, attributes: Mapping[str, Any] | None, check_vocab: bool = True) -> list[int]:
+        """Ids in `config.attribute_names` order; unknown, unseen or missing values give -1.
+
+        Raises:
+            ValueError: An attribute the model does not have; or (with `check_vocab`) attribute values given while
+                the model has no vocabulary and `allow_missing_vocab` is not set.
+        """
         attributes = attributes or {}
         if not isinstance(attributes, Mapping):
             raise ValueError(f"`attributes` must be a mapping of attribute name to value, got {attributes!r}.")
@@ -270,6 +291,16 @@ class M2ATextClassificationPipeline(Pipeline):
         if unknown_names:
             raise ValueError(
                 f"unknown attribute(s) {unknown_names}; this model has attributes {self.attribute_names}."
+            )
+        given = sorted(name for name, value in attributes.items() if normalize_attribute_value(value) is not None)
+        if given and check_vocab and not self.has_attribute_vocab and not self.allow_missing_vocab:
+            where = self._model_location()
+            raise ValueError(
+                f"{where} has no attribute vocabulary (no `attribute_vocab` in its config.json, no "
+                f"{ATTRIBUTE_VOCAB_NAME}), so the values of {given} cannot be mapped to the ids the model was trained "
+                f"with. Copy {ATTRIBUTE_VOCAB_NAME} from the training run's output folder into {where}, or pass "
+                "`attribute_vocab=` (a dict or the file's path); `allow_missing_vocab=True` treats every value as "
+                "unknown (the coarse unknown-value adapters)."
             )
         ids = []
         for name, value_ids in zip(self.attribute_names, self._value_ids, strict=True):
@@ -279,7 +310,7 @@ class M2ATextClassificationPipeline(Pipeline):
 
     # -------------------------------------------------------------------------------------------- Pipeline API
     def _sanitize_parameters(self, view=None, function_to_apply=None, truncation=None, max_length=None, **kwargs):
-        preprocess_params: dict[str, Any] = {}
+        preprocess_params: dict[str, Any] = {"check_vocab": view is None}  # other views ignore the attributes
         if truncation is not None:
             preprocess_params["truncation"] = truncation
         if max_length is not None:
@@ -298,7 +329,9 @@ class M2ATextClassificationPipeline(Pipeline):
             raise TypeError(f"unexpected argument(s) for M2ATextClassificationPipeline: {sorted(kwargs)}.")
         return preprocess_params, forward_params, postprocess_params
 
-    def preprocess(self, inputs: Any, truncation: bool = True, max_length: int | None = None) -> dict[str, Any]:
+    def preprocess(
+        self, inputs: Any, truncation: bool = True, max_length: int | None = None, check_vocab: bool = True
+    ) -> dict[str, Any]:
         text_pair = None
         if isinstance(inputs, str):
             text, ids = inputs, self.attribute_ids_for(None)
@@ -322,7 +355,7 @@ class M2ATextClassificationPipeline(Pipeline):
                     )
                 ids = [int(i) for i in ids]
             else:
-                ids = self.attribute_ids_for(inputs.get("attributes"))
+                ids = self.attribute_ids_for(inputs.get("attributes"), check_vocab=check_vocab)
         else:
             raise TypeError(
                 "inputs must be a string, a dict {'text': ..., 'attributes': {...}} or a list of those, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -168,3 +169,22 @@ def test_report_mean_std_delta_per_domain_and_targets(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "not json\n")
     assert report.write_report(path) == (tmp_path / "report.md").read_text()
     assert (tmp_path / "accuracy.png").is_file()
+
+
+def test_config_keys_of_recorded_rows_still_match(tmp_path):
+    """Renamed (training_view) and added fields must not orphan earlier results: a row's stored record hashes to its
+    key, and today's configuration of a recorded arm has the recorded key."""
+    results = Path(__file__).resolve().parents[1] / "benchmarks/accuracy/results/cpu-2026-11-23/results.jsonl"
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+
+    class Stored:
+        def __init__(self, record):
+            self._record = record
+
+        def record(self):
+            return json.loads(json.dumps(self._record))
+
+    assert all(run.RunConfig.key(Stored(row["config"])) == row["config_key"] for row in rows)
+    for arm in ("lora", "m2a-stochastic"):
+        row = next(r for r in rows if r["dataset"] == "clothing" and r["arm"] == arm)
+        assert _config(arm, ["--dataset", "clothing"], tmp_path).key() == row["config_key"], arm

@@ -166,6 +166,36 @@ class RunnerArguments:
     raise_errors: bool = field(default=False, metadata={"help": "Stop at the first failing arm (else: log a row)."})
 
 
+# Fields added to the argument dataclasses after results were recorded, with the value that means "as before": left
+# out of the key at that value, so rows of earlier runs keep matching their configuration.
+NEUTRAL_NEW_FIELDS: dict[str, dict[str, Any]] = {
+    "model": {"training_view": None},  # the deprecated alias of training_policy
+    "data": {"skip_bad_rows": False, "label_map": None, "label_offset": None},
+    "procedure": {"overwrite_output_dir": False, "seed_list": "*"},  # seed_list (removed) never was part of a key
+}
+RENAMED_FIELDS: dict[str, dict[str, str]] = {"model": {"training_policy": "training_view"}}  # new name -> key name
+
+
+def canonical_record(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` with the fields of `NEUTRAL_NEW_FIELDS` dropped at their neutral value and renamed fields under the
+    name they had when the first results were keyed, so a renamed or added field does not orphan earlier rows."""
+    out = {section: dict(values) if isinstance(values, dict) else values for section, values in record.items()}
+    for section, fields in NEUTRAL_NEW_FIELDS.items():
+        for name, neutral in fields.items():
+            if name in out.get(section, {}) and (neutral == "*" or out[section][name] == neutral):
+                del out[section][name]
+    if "restore_callback_states_from_checkpoint" in out.get("training", {}):  # how a resume restores callbacks only;
+        out["training"]["restore_callback_states_from_checkpoint"] = False  # keyed at its old default
+    if isinstance(out.get("arm"), dict):  # the arm's own model fields are renamed too
+        out["arm"] = {**out["arm"], "model": dict(out["arm"].get("model") or {})}
+    for section, names in RENAMED_FIELDS.items():
+        for target in (out.get(section, {}), (out.get("arm") or {}).get(section, {})):
+            for new, old in names.items():
+                if new in target:
+                    target[old] = target.pop(new)
+    return out
+
+
 @dataclass
 class RunConfig:
     """Everything one arm × seed is trained with."""
@@ -191,14 +221,17 @@ class RunConfig:
 
     def key(self) -> str:
         """Hash of what determines the result, without the seed: the same key + seed is the same run."""
-        config = self.record()
+        config = canonical_record(self.record())
         config["training"] = {k: v for k, v in config["training"].items() if k not in VOLATILE_TRAINING_FIELDS}
         config["data"].pop("data_dir", None)
         config["arm"].pop("description", None)
         # group_by stratifies the subsets; sort_eval_by_length, predict_views and fft_learning_rate (already in
         # `training`) do not change what is trained
-        kept = ("protocol", "quick", "split_seed", "max_dev_samples", "max_test_samples", "group_by", "subset_by")
-        config["runner"] = {k: config["runner"].get(k) for k in kept}
+        kept = ("protocol", "quick", "split_seed", "max_dev_samples", "max_test_samples", "group_by")
+        runner = {k: config["runner"].get(k) for k in kept}
+        if config["runner"].get("subset_by"):  # added later: absent when unused, so older keys still match
+            runner["subset_by"] = config["runner"]["subset_by"]
+        config["runner"] = runner
         blob = json.dumps(config, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -549,6 +582,8 @@ def _dev_curve(history: list[dict[str, Any]]) -> dict[str, Any]:
 def run_arm(config: RunConfig, data: DatasetDict) -> dict[str, Any]:
     """Trains and evaluates one arm × seed; returns the metrics part of its results row."""
     trainer = train_m2a if config.arm.kind == "m2a" else train_baseline
+    # a rerun (--force, an arm that failed) replaces the run; train_m2a refuses a folder that holds another run
+    shutil.rmtree(config.training.output_dir, ignore_errors=True)
     # train_m2a/train_baseline build the model before the Trainer seeds the RNGs, and torch's initial seed differs
     # between processes: without this the initial weights would depend on the process and on the arms run before.
     set_seed(config.seed)
@@ -683,6 +718,7 @@ def estimate_arm(config: RunConfig, full: DatasetDict, steps: int) -> dict[str, 
     procedure = dataclasses.replace(config.procedure, stage2_epochs=1)
     timed = RunConfig(config.arm, config.seed, config.model, config.data, procedure, training, config.runner)
     trainer = train_m2a if config.arm.kind == "m2a" else train_baseline
+    shutil.rmtree(training.output_dir, ignore_errors=True)  # scratch, shared by the arms' estimates
     set_seed(config.seed)
     result = trainer(config.model, config.data, training, procedure, data=sample)
     runtimes = [h["train_runtime"] for h in result.log_history if "train_runtime" in h]

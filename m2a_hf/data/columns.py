@@ -70,22 +70,24 @@ def num_rows(columns: Columns) -> int:
     return len(next(iter(columns.values()))) if columns else 0
 
 
-def to_dataset(columns: Columns, attribute_names: Sequence[str]) -> Dataset:
-    """A Dataset with the loaders' column types (``label`` int64, everything else string)."""
+def to_dataset(columns: Columns, attribute_names: Sequence[str], label_dtype: str = "int64") -> Dataset:
+    """A Dataset with the loaders' column types (``label`` int64, or ``label_dtype``; everything else string)."""
     features = Features(
         {
             "id": Value("string"),
             "text": Value("string"),
-            "label": Value("int64"),
+            "label": Value(label_dtype),
             **{name: Value("string") for name in attribute_names},
         }
     )
     return Dataset.from_dict({name: columns[name] for name in features}, features=features)
 
 
-def build_dataset_dict(splits: Mapping[str, Columns], attribute_names: Sequence[str], source: str) -> DatasetDict:
+def build_dataset_dict(
+    splits: Mapping[str, Columns], attribute_names: Sequence[str], source: str, label_dtype: str = "int64"
+) -> DatasetDict:
     """Builds the loaders' DatasetDict (fixed split order and column types) and logs the split sizes."""
-    result = DatasetDict({split: to_dataset(splits[split], attribute_names) for split in SPLITS})
+    result = DatasetDict({split: to_dataset(splits[split], attribute_names, label_dtype) for split in SPLITS})
     sizes = ", ".join(f"{split}={result[split].num_rows}" for split in SPLITS)
     logger.info("Loaded %s: %s; attributes %s.", source, sizes, list(attribute_names))
     return result

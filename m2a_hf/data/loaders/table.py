@@ -22,6 +22,7 @@ from m2a_hf.data.columns import (
 )
 from m2a_hf.data.io import columns_from_frame, read_table_with_lines
 from m2a_hf.data.splits import complete_splits, split_columns
+from m2a_hf.labels import canonical_label
 from m2a_hf.values import check_attribute_names, normalize_attribute_value, to_integer
 
 
@@ -46,9 +47,24 @@ def _canonical_split(name: Any) -> str | None:
 
 
 def _label_converter(
-    label_offset: int, label_map: Sequence[Any] | Mapping[Any, int] | None, num_labels: int | None
-) -> Callable[[Any, str], int]:
-    """A function ``(value, where) -> class index`` for :func:`load_table`'s label options."""
+    label_offset: int,
+    label_map: Sequence[Any] | Mapping[Any, int] | None,
+    num_labels: int | None,
+    raw_labels: bool = False,
+) -> Callable[[Any, str], Any]:
+    """A function ``(value, where) -> class index`` (or, with ``raw_labels``, the label string) for
+    :func:`load_table`'s label options."""
+    if raw_labels:
+        if label_map is not None or label_offset != 0 or num_labels is not None:
+            raise ValueError("raw_labels keeps the label values: give no label_offset, label_map or num_labels.")
+
+        def keep(value: Any, where: str) -> str:
+            label = canonical_label(value)
+            if label is None:
+                raise ValueError(f"{where}: the label is missing ({value!r}).")
+            return label
+
+        return keep
     if label_map is None:
         if isinstance(label_offset, bool) or not isinstance(label_offset, int):
             raise ValueError(f"label_offset must be an integer, got {label_offset!r}.")
@@ -97,6 +113,7 @@ def load_table(
     id_column: str | None = None,
     seed: int = 42,
     skip_bad_rows: bool = False,
+    raw_labels: bool = False,
 ) -> DatasetDict:
     """Loads any table (CSV / TSV / JSON / JSON lines / Parquet file, DataFrame, Dataset or DatasetDict).
 
@@ -107,7 +124,9 @@ def load_table(
 
     Labels: ``label = value - label_offset`` (integral values, checked against ``num_labels`` when given), or, with
     ``label_map``, the value's position in a list / its value in a mapping (keys compared after
-    :func:`normalize_attribute_value`). Rows with an empty text are dropped (logged).
+    :func:`normalize_attribute_value`). With ``raw_labels`` the labels stay strings (:func:`canonical_label`:
+    ``5.0`` -> ``"5"``, ``"neg"``) for the caller to map to classes (:func:`m2a_hf.labels.resolve_labels`, what
+    ``m2a-hf train`` does with a table file). Rows with an empty text are dropped (logged).
 
     Args:
         source: A file path (format from the suffix, optional ``.gz`` for the text formats), a DataFrame, a Dataset
@@ -123,6 +142,7 @@ def load_table(
         seed: Seed of the split.
         skip_bad_rows: For a CSV / TSV file: skip rows with too few or too many fields, or a quote left open
             (logged: how many, and their first lines), instead of raising; see :func:`read_table_file`.
+        raw_labels: Keep each label as its canonical string (a ``string`` column) instead of a class index.
 
     Returns:
         A DatasetDict with ``train``/``validation``/``test``.
@@ -140,7 +160,7 @@ def load_table(
     text_columns = [text_column] if isinstance(text_column, str) else list(text_column)
     if not text_columns:
         raise ValueError("text_column must name at least one column.")
-    convert = _label_converter(label_offset, label_map, num_labels)
+    convert = _label_converter(label_offset, label_map, num_labels, raw_labels)
 
     row_lines: list[int] | None = None  # the file line of each row of a CSV / TSV / JSON-lines file, for messages
     if isinstance(source, DatasetDict):
@@ -219,7 +239,7 @@ def load_table(
         splits = split_columns(parts["train"], seed=seed)
     else:
         splits = complete_splits(parts, seed=seed, source=description)
-    return build_dataset_dict(splits, attribute_names, description)
+    return build_dataset_dict(splits, attribute_names, description, "string" if raw_labels else "int64")
 
 
 __all__ = ["load_table"]
