@@ -156,9 +156,7 @@ def resolve_labels(
                     f"{_shown(names)}."
                 )
             ids.append(index[label])
-        features = dataset.features.copy()
-        features[LABEL_COLUMN] = feature
-        result[split] = dataset.remove_columns(LABEL_COLUMN).add_column(LABEL_COLUMN, ids).cast(features)
+        result[split] = _with_labels(dataset, ids, feature)
     return DatasetDict(result)
 
 
@@ -221,9 +219,7 @@ def encode_with_classes(dataset: Dataset, names: Sequence[str], split: str, sour
                 f"{_shown(list(names))}."
             )
         ids.append(index[label])
-    features = dataset.features.copy()
-    features[LABEL_COLUMN] = ClassLabel(names=[str(n) for n in names])
-    return dataset.remove_columns(LABEL_COLUMN).add_column(LABEL_COLUMN, ids).cast(features)
+    return _with_labels(dataset, ids, ClassLabel(names=[str(n) for n in names]))
 
 
 __all__ = [
@@ -236,3 +232,10 @@ __all__ = [
     "label_sort_key",
     "resolve_labels",
 ]
+
+
+def _with_labels(dataset: Dataset, ids: list[int], feature: ClassLabel) -> Dataset:
+    """`dataset` with its label column replaced by `ids` typed as `feature`, columns in their order (no `cast`, which
+    rewrites every column behind a progress bar)."""
+    order = dataset.column_names
+    return dataset.remove_columns(LABEL_COLUMN).add_column(LABEL_COLUMN, ids, feature=feature).select_columns(order)

@@ -516,29 +516,11 @@ def per_value_accuracy(predictions: np.ndarray, labels: np.ndarray, values: list
 # ----------------------------------------------------------------------------------------------------------------------
 def resolved_model_config(result, config: RunConfig) -> dict[str, Any]:
     """The adapter settings actually used (M2AConfig values, including the defaults the arguments left as None)."""
+    from m2a_hf.model_card import MODEL_HYPERPARAMETER_KEYS
     from m2a_hf.modeling import M2AConfig
 
-    keys = (
-        "lora_rank",
-        "lora_alpha",
-        "lora_dropout",
-        "attribute_lora_rank",
-        "attribute_lora_alpha",
-        "m2a_target_modules",
-        "lora_target_modules",
-        "value_embedding_dim",
-        "kron_factors",
-        "mlm_weight",
-        "coarse_weight",
-        "kl_weight",
-        "kl_temperature",
-        "training_policy",
-        "stochastic_coarse_prob",
-        "full_finetune",
-        "train_layer_norms",
-        "train_mlm_head",
-        "classifier_dropout",
-    )
+    # the card's hyper-parameters plus the fields that say which non-adapter modules train
+    keys = (*MODEL_HYPERPARAMETER_KEYS, "train_layer_norms", "train_mlm_head", "classifier_dropout")
     if config.arm.kind == "m2a":
         source = result.model.config
     else:  # train_baseline reads rank, alpha, dropout and targets from the same M2AConfig defaults

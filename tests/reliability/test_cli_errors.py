@@ -6,12 +6,10 @@ In process (`m2a_hf.cli.main`), except one subprocess test for the real exit sta
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,26 +18,9 @@ from cli_checkpoint import MAX_POSITIONS, VOCAB, save_tiny_checkpoint, tiny_back
 from m2a_hf import cli
 
 
-Run = Callable[..., tuple[int, str, str]]
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, minilm_tokenizer) -> Path:
     return save_tiny_checkpoint(tmp_path_factory.mktemp("relcli") / "model", minilm_tokenizer)
-
-
-@pytest.fixture
-def run(capsys, monkeypatch) -> Run:
-    """`run(*argv, stdin=b"...")` -> (exit status, stdout, stderr) of `cli.main`."""
-
-    def _run(*argv: str, stdin: bytes = b"") -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
-        capsys.readouterr()
-        status = cli.main(list(argv))
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return _run
 
 
 def assert_one_line_error(status: int, err: str, *fragments: str) -> str:
@@ -197,7 +178,10 @@ def test_max_positions_of_roberta_like_encoders():
 
 def _table(path: Path, rows: int = 30) -> Path:
     lines = ["text,label,user,item"]
-    lines += [f"review {i} {'great' if i % 2 else 'awful'},{i % 2},u{i % 4},i{i % 3}" for i in range(rows)]
+    lines += [
+        f"review {i} {'great' if i % 2 else 'awful'},{'pos' if i % 2 else 'neg'},u{i % 4},i{i % 3}"
+        for i in range(rows)
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from m2a_hf import cli
 from m2a_hf.hub import _pipeline_module
 
 
-Run = Callable[..., tuple[int, str, str]]
 LINES = [
     {"text": "absolutely love it, best purchase this year.", "user": "u0", "item": "i1"},
     {"text": "it broke within a week.", "attributes": {"user": "someone-new"}},
@@ -34,20 +32,6 @@ LINES = [
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, minilm_tokenizer) -> Path:
     return save_tiny_checkpoint(tmp_path_factory.mktemp("relcli-predict") / "model", minilm_tokenizer)
-
-
-@pytest.fixture
-def run(capsys, monkeypatch) -> Run:
-    """`run(*argv, stdin=b"...")` -> (exit status, stdout, stderr) of `cli.main`."""
-
-    def _run(*argv: str, stdin: bytes = b"") -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
-        capsys.readouterr()
-        status = cli.main(list(argv))
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return _run
 
 
 class ForwardCalls(list):
