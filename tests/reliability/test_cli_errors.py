@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cli_checkpoint import MAX_POSITIONS, VOCAB, save_tiny_checkpoint, tiny_backbone_config
 
-from m2a_hf import cli
+from m2a_hf import cli, cli_input
 
 
 @pytest.fixture(scope="module")
@@ -172,8 +172,8 @@ def test_max_length_beyond_the_model_fails_before_evaluating(run, checkpoint):
 def test_max_positions_of_roberta_like_encoders():
     from transformers import RobertaConfig
 
-    assert cli.max_positions(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
-    assert cli.max_positions(tiny_backbone_config()) == MAX_POSITIONS
+    assert cli_input.max_positions(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
+    assert cli_input.max_positions(tiny_backbone_config()) == MAX_POSITIONS
 
 
 def _table(path: Path, rows: int = 30) -> Path:
