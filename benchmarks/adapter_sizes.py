@@ -37,7 +37,7 @@ def main() -> None:
             model.save_pretrained(f"{tmp}/full")
             save_adapter(model, f"{tmp}/adapter")
             full = os.path.getsize(f"{tmp}/full/model.safetensors")
-            adapter = os.path.getsize(f"{tmp}/adapter/adapter_model.safetensors")
+            adapter = os.path.getsize(f"{tmp}/adapter/m2a_adapter_model.safetensors")
         groups = num_parameters_by_group(model)
         rows.append(
             f"| {name} | {full / 1e6:.1f} MB | {adapter / 1e6:.1f} MB ({100 * adapter / full:.0f} %) | "

@@ -4,7 +4,7 @@
 loading, inference and the training forward need. Everything else lives here, as free functions on a model:
 
 - building a model on a pretrained backbone: `from_backbone`, `load_backbone_weights`;
-- adapter-only checkpoints: `adapter_state_dict`, `save_adapter`, `from_adapter`;
+- adapter-only checkpoints: `adapter_state_dict`, `save_adapter`, `from_adapter`, `backbone_fingerprint`;
 - a plain export of the coarse view: `export_coarse`;
 - growing an attribute's vocabulary: `resize_attribute_values`;
 - parameter counts per adapter kind: `num_parameters_by_group`.
@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import hashlib
+import json
 import logging
 import os
 import re
@@ -41,8 +43,14 @@ from m2a_hf.modeling.modeling_m2a import LEGACY_KEY_MAPPING, M2AValueEmbedding
 
 logger = logging.getLogger(__name__)
 
-ADAPTER_CONFIG_NAME = "adapter_config.json"
-ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
+ADAPTER_CONFIG_NAME = "m2a_adapter_config.json"
+ADAPTER_WEIGHTS_NAME = "m2a_adapter_model.safetensors"
+LEGACY_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+"""The names `save_adapter` wrote before: peft's, which made transformers' peft integration take the folder for a
+peft adapter. `from_adapter` still reads them."""
+FINGERPRINT_SCHEME = "m2a-backbone-v1"
+"""Prefix of `backbone_fingerprint`; a fingerprint of another scheme is not compared (see `backbone_fingerprint`)."""
+_FINGERPRINT_EMBEDDING_ROWS = 16
 PARAMETER_GROUPS = ("total", "trainable", "coarse_lora", "unknown_lora", "fine", "value_embeddings")
 """Keys of `num_parameters_by_group`: all parameters, the trainable ones, and each adapter kind."""
 _BACKBONE_SHAPE_KEYS = (
@@ -269,9 +277,12 @@ def adapter_state_dict(model: M2AForSequenceClassification) -> dict[str, torch.T
 
 
 def save_adapter(model: M2AForSequenceClassification, save_directory: str | os.PathLike) -> list[str]:
-    """Write `adapter_config.json` (the M2A config naming its backbone) and `adapter_model.safetensors`.
+    """Write `m2a_adapter_config.json` (the M2A config naming its backbone) and `m2a_adapter_model.safetensors`.
 
-    Reload with `from_adapter(save_directory)`.
+    The names are M2A's own: `adapter_config.json` would make transformers' peft integration (and peft) take the
+    folder for a peft adapter. The folder holds no backbone, so `from_pretrained` cannot load it: reload it with
+    `from_adapter(save_directory)`. The config also records the backbone as given (`base_model_name_or_path`) and
+    its `backbone_fingerprint`, which `from_adapter` compares with the backbone it loads.
 
     Args:
         model: An M2A model built with `from_backbone`.
@@ -282,12 +293,52 @@ def save_adapter(model: M2AForSequenceClassification, save_directory: str | os.P
     """
     from safetensors.torch import save_file
 
+    state = adapter_state_dict(model)  # refuses a fully fine-tuned model before anything is written
     os.makedirs(save_directory, exist_ok=True)
     config_path = os.path.join(save_directory, ADAPTER_CONFIG_NAME)
     weights_path = os.path.join(save_directory, ADAPTER_WEIGHTS_NAME)
-    model.config.to_json_file(config_path)
-    save_file(adapter_state_dict(model), weights_path, metadata={"format": "pt", "m2a_adapter": "1"})
+    config = copy.deepcopy(model.config)
+    config.backbone_fingerprint = backbone_fingerprint(model)
+    save_file(state, weights_path, metadata={"format": "pt", "m2a_adapter": "1"})
+    config.to_json_file(config_path)  # last: the config is what makes the folder an adapter
     return [config_path, weights_path]
+
+
+@torch.no_grad()
+def backbone_fingerprint(model: M2AForSequenceClassification) -> str:
+    """A fingerprint of the frozen backbone weights under `model`'s adapters: `"m2a-backbone-v1:<sha256 hex>"`.
+
+    It covers every backbone parameter that M2A does not train (the encoder `model.m2a.backbone`, neither the
+    adapters, nor the LayerNorms when `train_layer_norms`, nor the heads): its name and shape, and the values of a
+    deterministic sample of it: the first 16 rows of the word embeddings, the whole of every 1-D parameter (every
+    bias; every LayerNorm weight and bias when they are frozen) and the first row of every other matrix. Trained
+    LayerNorms are left out: the adapter replaces them. Values are hashed as bfloat16,
+    so a backbone saved in float32 and one cast to bfloat16 for training give the same fingerprint; a backbone with
+    other values in the sample (another fine-tune of the same architecture) gives another. Weights outside the sample
+    are not compared. It takes a few milliseconds: about one row per matrix.
+
+    Args:
+        model: An M2A model (its backbone weights as loaded, whatever the adapters hold).
+
+    Returns:
+        The fingerprint, stored by `save_adapter` as `backbone_fingerprint` in the adapter config.
+    """
+    trained = set(model.adapter_parameter_names(1))
+    word_embeddings = model.m2a.get_input_embeddings().weight
+    digest = hashlib.sha256()
+    for name, param in model.m2a.backbone.named_parameters():
+        if f"m2a.backbone.{name}" in trained or ".m2a_" in name:
+            continue
+        if param is word_embeddings:
+            sample = param[:_FINGERPRINT_EMBEDDING_ROWS]
+        elif param.dim() <= 1:
+            sample = param
+        else:
+            sample = param.reshape(param.shape[0], -1)[:1]
+        values = sample.detach().to("cpu", torch.bfloat16).contiguous().view(torch.int16)
+        digest.update(f"{name}|{tuple(param.shape)}|".encode())
+        digest.update(values.numpy().tobytes())
+    return f"{FINGERPRINT_SCHEME}:{digest.hexdigest()}"
 
 
 def from_adapter(
@@ -296,32 +347,54 @@ def from_adapter(
     *,
     revision: str | None = None,
     model_class: type[M2AForSequenceClassification] | None = None,
+    force: bool = False,
     **kwargs: Any,
 ) -> M2AForSequenceClassification:
     """Rebuild a model from an adapter-only checkpoint (local folder or Hub repo id) on its backbone.
 
-    Also available as `M2AForSequenceClassification.from_adapter(...)`.
+    This is the loader of what `save_adapter` / `push_adapter_to_hub` write: the folder holds no backbone, so
+    `from_pretrained` on it fails. Also available as `M2AForSequenceClassification.from_adapter(...)`.
 
     Args:
-        adapter: Folder or Hub repo id holding `adapter_config.json` and `adapter_model.safetensors`.
-        backbone: Path or Hub id of the encoder; defaults to the one named in the adapter's config.
+        adapter: Folder or Hub repo id holding `m2a_adapter_config.json` and `m2a_adapter_model.safetensors`
+            (or `adapter_config.json` and `adapter_model.safetensors`, the names of adapters saved before).
+        backbone: Path or Hub id of the encoder; defaults to the one recorded in the adapter's config.
         revision: Hub revision of the adapter.
         model_class: The class to build; defaults to `M2AForSequenceClassification`.
+        force: Load even when the backbone's weights differ from those the adapter was trained on (its
+            `backbone_fingerprint`, see `backbone_fingerprint`); a warning is logged. Shapes must still match.
         **kwargs: Passed to `transformers.utils.cached_file` (e.g. `token=`).
 
     Raises:
-        ValueError: No backbone named, a backbone of other shapes, or weights that do not fit.
+        OSError: `adapter` holds no M2A adapter.
+        FileNotFoundError: No `backbone=` given and the recorded backbone path no longer exists.
+        ValueError: No backbone named, not an M2A adapter, a backbone of other shapes or other weights (without
+            `force`), or adapter weights that do not fit.
     """
     from safetensors.torch import load_file
     from transformers.utils import cached_file
 
-    config_file = cached_file(str(adapter), ADAPTER_CONFIG_NAME, revision=revision, **kwargs)
-    weights_file = cached_file(str(adapter), ADAPTER_WEIGHTS_NAME, revision=revision, **kwargs)
+    config_file, weights_name = _adapter_config_file(adapter, revision, kwargs)
+    with open(config_file, encoding="utf-8") as f:
+        model_type = json.load(f).get("model_type")
+    if model_type != M2AConfig.model_type:
+        raise ValueError(
+            f"{config_file} is not an M2A adapter config (model_type {model_type!r}, expected "
+            f"{M2AConfig.model_type!r}); a peft adapter loads with peft."
+        )
+    weights_file = cached_file(str(adapter), weights_name, revision=revision, **kwargs)
     config = M2AConfig.from_json_file(config_file)
+    given = backbone is not None
     backbone = backbone or getattr(config, "base_model_name_or_path", None)
     if not backbone:
         raise ValueError(f"the adapter at {adapter!s} names no backbone: pass `backbone=` (a path or repo id).")
-    actual = AutoConfig.from_pretrained(str(backbone))
+    backbone = str(backbone)
+    if not given and not os.path.exists(backbone) and not _is_hub_id(backbone):
+        raise FileNotFoundError(
+            f"the adapter at {adapter!s} was saved on the backbone {backbone!r}, which does not exist here: pass "
+            "`backbone=` (the path or Hub id of that encoder)."
+        )
+    actual = AutoConfig.from_pretrained(backbone)
     diffs = {
         k: (getattr(config.backbone_config, k, None), getattr(actual, k, None))
         for k in _BACKBONE_SHAPE_KEYS
@@ -329,19 +402,76 @@ def from_adapter(
     }
     if diffs:
         detail = ", ".join(f"{k}: adapter {a!r} vs backbone {b!r}" for k, (a, b) in diffs.items())
-        raise ValueError(
-            f"the adapter at {adapter!s} was trained on a different backbone than {backbone!s} ({detail})."
-        )
+        raise ValueError(f"the adapter at {adapter!s} was trained on a different backbone than {backbone} ({detail}).")
     model = (model_class or M2AForSequenceClassification)(config)
-    load_backbone_weights(model, str(backbone))
+    load_backbone_weights(model, backbone)
+    _check_fingerprint(model, getattr(config, "backbone_fingerprint", None), adapter, backbone, force)
     state = {_current_key(k): v for k, v in load_file(weights_file).items()}
     expected = set(model.adapter_parameter_names(1))
     if set(state) != expected:
         missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
         raise ValueError(f"adapter weights do not fit this model: missing {missing[:5]}, unexpected {extra[:5]}.")
     model.load_state_dict(state, strict=False)
-    model.config.base_model_name_or_path = str(backbone)
+    model.config.base_model_name_or_path = backbone
+    model.config.backbone_fingerprint = backbone_fingerprint(model)
     return model
+
+
+def _adapter_config_file(adapter: str | os.PathLike, revision: str | None, kwargs: dict[str, Any]) -> tuple[str, str]:
+    """The adapter's config file and the name of its weights: M2A's names, else the (peft) names `save_adapter` used
+    before."""
+    from transformers.utils import cached_file
+
+    for config_name, weights_name in ((ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME), LEGACY_ADAPTER_FILES):
+        config_file = cached_file(
+            str(adapter), config_name, revision=revision, _raise_exceptions_for_missing_entries=False, **kwargs
+        )
+        if config_file is not None:
+            return config_file, weights_name
+    raise OSError(
+        f"{adapter!s} holds no M2A adapter: no {ADAPTER_CONFIG_NAME} (nor {LEGACY_ADAPTER_FILES[0]}, the name used "
+        "before). A full M2A checkpoint (config.json) loads with `M2AForSequenceClassification.from_pretrained`."
+    )
+
+
+def _check_fingerprint(
+    model: M2AForSequenceClassification, saved: str | None, adapter: Any, backbone: str, force: bool
+) -> None:
+    """Refuse (or, with `force`, warn about) a backbone whose weights differ from the adapter's backbone."""
+    if not saved:
+        logger.info(
+            "The adapter at %s records no backbone fingerprint (saved before they were): the weights of %s are not "
+            "checked against the backbone it was trained on.",
+            adapter,
+            backbone,
+        )
+        return
+    if not saved.startswith(f"{FINGERPRINT_SCHEME}:"):
+        logger.info("The adapter at %s has a fingerprint of another scheme (%s): not compared.", adapter, saved)
+        return
+    actual = backbone_fingerprint(model)
+    if actual == saved:
+        return
+    message = (
+        f"the backbone {backbone} has other weights than the one the adapter at {adapter!s} was trained on "
+        f"(backbone fingerprint {actual}, adapter's {saved}); same shapes, so it would load and predict wrongly"
+    )
+    if not force:
+        raise ValueError(f"{message}. Pass the backbone it was trained on, or `force=True` to load anyway.")
+    logger.warning("%s; loading anyway (force=True).", message)
+
+
+def _is_hub_id(name: str) -> bool:
+    """Whether `name` reads as a Hub repo id (`org/name` or `name`) rather than a filesystem path."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name:
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 def _current_key(key: str) -> str:
@@ -434,8 +564,11 @@ M2AForSequenceClassification.from_adapter = _as_classmethod(from_adapter)
 __all__ = [
     "ADAPTER_CONFIG_NAME",
     "ADAPTER_WEIGHTS_NAME",
+    "FINGERPRINT_SCHEME",
+    "LEGACY_ADAPTER_FILES",
     "PARAMETER_GROUPS",
     "adapter_state_dict",
+    "backbone_fingerprint",
     "export_coarse",
     "from_adapter",
     "from_backbone",

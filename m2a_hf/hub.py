@@ -249,12 +249,14 @@ def push_adapter_to_hub(
     revision: str | None = None,
     **card_kwargs: Any,
 ):
-    """Upload an adapter-only checkpoint (`save_adapter`: adapter config + weights, no backbone) with its card and
-    `attribute_vocab.json` (`attribute_vocab`, else the model's `config.attribute_vocab`), as one commit. Loading it
-    needs `m2a_hf` (`M2AForSequenceClassification.from_adapter`)."""
+    """Upload an adapter-only checkpoint (`save_adapter`: `m2a_adapter_config.json` + `m2a_adapter_model.safetensors`,
+    no backbone) with its card and `attribute_vocab.json` (`attribute_vocab`, else the model's
+    `config.attribute_vocab`), as one commit; the same commit deletes the peft-named `adapter_config.json` /
+    `adapter_model.safetensors` an earlier push wrote. Loading it needs `m2a_hf`
+    (`M2AForSequenceClassification.from_adapter`)."""
     from huggingface_hub import HfApi
 
-    from m2a_hf.adapters import save_adapter
+    from m2a_hf.adapters import LEGACY_ADAPTER_FILES, save_adapter
 
     api = HfApi(token=token)
     repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
@@ -267,7 +269,11 @@ def push_adapter_to_hub(
         card = card or render_model_card(model, adapter_only=True, **card_kwargs)
         save_model_card(card, tmp)
         return api.upload_folder(
-            repo_id=repo_url.repo_id, folder_path=tmp, commit_message=commit_message, revision=revision
+            repo_id=repo_url.repo_id,
+            folder_path=tmp,
+            commit_message=commit_message,
+            revision=revision,
+            delete_patterns=list(LEGACY_ADAPTER_FILES),
         )
 
 

@@ -418,7 +418,7 @@ def render_model_card(
         license: License id.
         language: Language code(s).
         tags: Extra tags.
-        adapter_only: The repository holds `adapter_config.json` + `adapter_model.safetensors` (from
+        adapter_only: The repository holds `m2a_adapter_config.json` + `m2a_adapter_model.safetensors` (from
             `save_adapter`) rather than a full checkpoint: the usage section shows `from_adapter`.
         template_path: Another Jinja template (defaults to the packaged `model_card.md`).
     """

@@ -55,7 +55,7 @@ def inputs(tiny_tokenizer):
 def test_adapter_holds_exactly_the_trained_parameters_and_reloads_identically(trained, inputs, tmp_path):
     enc, attribute_ids = inputs
     save_adapter(trained, tmp_path / "adapter")
-    with safe_open(tmp_path / "adapter" / "adapter_model.safetensors", "pt") as f:
+    with safe_open(tmp_path / "adapter" / "m2a_adapter_model.safetensors", "pt") as f:
         keys = set(f.keys())
     trainable = {n for n, p in trained.named_parameters() if p.requires_grad}
     assert keys == trainable
@@ -70,7 +70,7 @@ def test_adapter_holds_exactly_the_trained_parameters_and_reloads_identically(tr
     # the adapter is the full checkpoint minus the frozen backbone
     trained.save_pretrained(tmp_path / "full")
     full = (tmp_path / "full" / "model.safetensors").stat().st_size
-    adapter = (tmp_path / "adapter" / "adapter_model.safetensors").stat().st_size
+    adapter = (tmp_path / "adapter" / "m2a_adapter_model.safetensors").stat().st_size
     frozen_bytes = sum(p.numel() * p.element_size() for p in trained.parameters() if not p.requires_grad)
     assert abs((full - adapter) - frozen_bytes) / frozen_bytes < 0.01
 
@@ -78,7 +78,7 @@ def test_adapter_holds_exactly_the_trained_parameters_and_reloads_identically(tr
 def test_adapter_with_the_old_unknown_lora_names_loads(trained, inputs, tmp_path):
     enc, attribute_ids = inputs
     save_adapter(trained, tmp_path / "adapter")
-    weights = tmp_path / "adapter" / "adapter_model.safetensors"
+    weights = tmp_path / "adapter" / "m2a_adapter_model.safetensors"
     old = {k.replace(".m2a_unknown_lora_", ".m2a_attr_"): v for k, v in load_file(weights).items()}
     assert any(k.endswith(".m2a_attr_B") for k in old)
     save_file(old, weights, metadata={"format": "pt", "m2a_adapter": "1"})
