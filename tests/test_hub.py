@@ -516,6 +516,9 @@ v2 = logits()
 
 helper = push_m2a_to_hub(model, "stand-in/m2a-helper", tokenizer=tok, attribute_vocab=AttributeVocab.load(src),
                          metrics={{"eval_accuracy": 0.5}}, base_model="sentence-transformers/all-MiniLM-L6-v2")
+api.create_repo("stand-in/m2a-adapter")  # pushed before with peft's file names: the new push deletes them
+for legacy in ("adapter_config.json", "adapter_model.safetensors"):
+    api.upload_file(path_or_fileobj=b"{{}}", path_in_repo=legacy, repo_id="stand-in/m2a-adapter")
 push_adapter_to_hub(model, "stand-in/m2a-adapter", attribute_vocab=AttributeVocab.load(src), license="apache-2.0")
 folder = api.create_repo("stand-in/m2a-folder", exist_ok=True)
 folder_commit = api.upload_folder(repo_id="stand-in/m2a-folder", folder_path=src)
@@ -566,8 +569,9 @@ def test_push_to_hub_and_load_back(hub_endpoint, saved_checkpoint):
     config = json.loads(hub_endpoint.read_file("stand-in/m2a-push", "config.json"))
     assert config["auto_map"]["AutoModelForSequenceClassification"] == "modeling_m2a.M2AForSequenceClassification"
     adapter_files = set(hub_endpoint.list_files("stand-in/m2a-adapter"))
-    assert {"adapter_config.json", "adapter_model.safetensors", "attribute_vocab.json", "README.md"} <= adapter_files
-    assert "model.safetensors" not in adapter_files
+    assert {"m2a_adapter_config.json", "m2a_adapter_model.safetensors", "attribute_vocab.json"} <= adapter_files
+    assert "README.md" in adapter_files
+    assert not {"model.safetensors", "adapter_config.json", "adapter_model.safetensors"} & adapter_files
     adapter_card = ModelCard(hub_endpoint.read_file("stand-in/m2a-adapter", "README.md").decode())
     assert adapter_card.data.library_name is None and "trust-remote-code" not in adapter_card.data.tags
     assert "from_adapter(" in adapter_card.text
