@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers.activations import ACT2FN
-from transformers.modeling_outputs import BaseModelOutput
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput, logging
 
 from .configuration_m2a import M2AConfig
@@ -473,7 +473,12 @@ class M2APreTrainedModel(PreTrainedModel):
 
 
 class M2AModel(M2APreTrainedModel):
-    """The backbone encoder with M2A adapters; returns the encoder's hidden states.
+    """The backbone encoder with M2A adapters; returns the encoder's hidden states (`BaseModelOutputWithPooling`).
+
+    `pooler_output` is the backbone's pooled output where it has a pooler and `None` otherwise; BERT's pooler is
+    dropped when the model is built (the classification head pools the first token itself), so it is `None` for
+    BERT backbones. Without `attribute_ids` every attribute is unknown (the coarse path), so
+    `AutoModel.from_pretrained(path, trust_remote_code=True)(**tokenizer(texts, return_tensors="pt"))` works.
 
     Example:
 
@@ -492,12 +497,16 @@ class M2AModel(M2APreTrainedModel):
     ```
     """
 
+    # `AutoModel` on an `M2AForSequenceClassification` checkpoint: its heads are not part of the encoder
+    _keys_to_ignore_on_load_unexpected = [r"^classifier\.", r"^mlm_head\."]
+
     def __init__(self, config: M2AConfig) -> None:
         super().__init__(config)
         backbone = AutoModel.from_config(config.backbone_config)
         if getattr(backbone, "pooler", None) is not None:
             backbone.pooler = None  # unused: the classification head pools the first token itself
         self._router = _Router()
+        self._logged_missing_attribute_ids = False
         _inject_adapters(backbone, config, self._router)
         self.backbone = backbone
         dim = config.value_embedding_dim or config.backbone_config.hidden_size
@@ -517,17 +526,14 @@ class M2AModel(M2APreTrainedModel):
     def check_attribute_ids(self, attribute_ids: torch.Tensor | None, batch_size: int, view: str | None) -> None:
         """Raise a `ValueError` naming the problem when `view` or `attribute_ids` does not fit this model.
 
-        Shape and dtype are checked on the host; the value range costs one host sync.
+        `attribute_ids=None` is valid (every attribute unknown); given ids must be a signed integer tensor of shape
+        `(batch_size, num_attributes)` with values in `[-1, num_values)`. Shape and dtype are checked on the host;
+        the value range costs one host sync.
         """
         names, sizes = self.config.attribute_names, self.config.attribute_sizes
         if view not in VIEWS:
             raise ValueError(f"`view` must be one of {list(VIEWS)}, got {view!r}.")
-        if attribute_ids is None:
-            if names and view in (None, "fine"):
-                raise ValueError(
-                    f"this M2A model has attributes {names}: pass `attribute_ids` (LongTensor of shape (batch, "
-                    f"{len(names)}), -1 for an unknown value), or `view='coarse'` to ignore the attributes."
-                )
+        if attribute_ids is None:  # every attribute unknown (`missing_attribute_ids`)
             return
         if not isinstance(attribute_ids, torch.Tensor):
             raise ValueError(f"`attribute_ids` must be a torch.LongTensor, got {type(attribute_ids).__name__}.")
@@ -551,6 +557,25 @@ class M2AModel(M2APreTrainedModel):
                 f"`attribute_ids`[{row}, {col}] = {int(attribute_ids[row, col])} is out of range for attribute "
                 f"{names[col]!r}: expected -1 (unknown) or an id in [0, {sizes[col] - 1}]."
             )
+
+    def missing_attribute_ids(self, attribute_ids: torch.Tensor | None, view: str | None) -> bool:
+        """Whether this forward routes by attributes but got no `attribute_ids`, so every attribute is unknown.
+
+        That is the coarse path (NN†, the same as `view="coarse"` and as an all `-1` `attribute_ids`), the one the
+        model was trained for when nothing is known about a sample: `AutoModel` / `pipeline("feature-extraction")` /
+        sentence-transformers call the model with the tokenizer's output alone. Logged once per model instance.
+        """
+        if attribute_ids is not None or view not in (None, "fine") or not self.config.attribute_names:
+            return False
+        if not self._logged_missing_attribute_ids:
+            self._logged_missing_attribute_ids = True
+            logger.info(
+                "No `attribute_ids` given: every attribute (%s) is treated as unknown, i.e. the coarse unknown-value "
+                "adapters are used (the same as `view='coarse'`). Pass `attribute_ids` (-1 for an unknown value) for "
+                "attribute-aware predictions.",
+                ", ".join(self.config.attribute_names),
+            )
+        return True
 
     def route(self, attribute_ids: torch.Tensor | None, batch_size: int, view: str | None) -> _Routing:
         """Compute which rows take the fine and which the coarse path, per attribute.
@@ -600,11 +625,13 @@ class M2AModel(M2APreTrainedModel):
         return_dict: bool | None = None,
         validate_attribute_ids: bool = True,
         **kwargs: Any,
-    ) -> BaseModelOutput | tuple:
+    ) -> BaseModelOutputWithPooling | tuple:
         r"""
-        attribute_ids (`torch.LongTensor` of shape `(batch_size, num_attributes)`):
+        attribute_ids (`torch.LongTensor` of shape `(batch_size, num_attributes)`, *optional*):
             Value id of each attribute in `config.attribute_names` order; `-1` means unknown (that attribute's
-            unknown LoRA is used instead of the fine adapter).
+            unknown LoRA is used instead of the fine adapter). Omitted: every attribute unknown, the same as all
+            `-1` and as `view="coarse"` (logged once, at info level), so the tokenizer's output alone is a valid
+            input (`AutoModel`, `pipeline("feature-extraction")`, sentence-transformers).
         view (`str`, *optional*):
             `None`/`"fine"`: per-sample routing; `"coarse"`: every attribute treated as unknown (NN†); `"iid"`: the
             coarse LoRA alone.
@@ -615,6 +642,7 @@ class M2AModel(M2APreTrainedModel):
         batch_size = _input_shape(input_ids, inputs_embeds)[0]
         if validate_attribute_ids:
             self.check_attribute_ids(attribute_ids, batch_size, view)
+            self.missing_attribute_ids(attribute_ids, view)  # None routes every attribute coarse (see `route`)
         self._router.state = self.route(attribute_ids, batch_size, view)
         backbone_kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         outputs = self.backbone(
@@ -628,8 +656,9 @@ class M2AModel(M2APreTrainedModel):
             **backbone_kwargs,
             **kwargs,
         )
-        result = BaseModelOutput(
+        result = BaseModelOutputWithPooling(
             last_hidden_state=outputs.last_hidden_state,
+            pooler_output=getattr(outputs, "pooler_output", None),
             hidden_states=getattr(outputs, "hidden_states", None),
             attentions=getattr(outputs, "attentions", None),
         )
@@ -711,8 +740,9 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         **kwargs: Any,
     ) -> M2ASequenceClassifierOutput | tuple:
         r"""
-        attribute_ids (`torch.LongTensor` of shape `(batch_size, num_attributes)`):
-            Value ids in `config.attribute_names` order, `-1` = unknown.
+        attribute_ids (`torch.LongTensor` of shape `(batch_size, num_attributes)`, *optional*):
+            Value ids in `config.attribute_names` order, `-1` = unknown. Omitted: every attribute unknown, exactly as
+            an all `-1` tensor (training policies included), logged once at info level.
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             Class ids in `[0, num_labels)`.
         mlm_labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
@@ -727,6 +757,9 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         """
         shape = _input_shape(input_ids, inputs_embeds)
         self.m2a.check_attribute_ids(attribute_ids, shape[0], view)  # the caller's ids, once per forward
+        if self.m2a.missing_attribute_ids(attribute_ids, view):
+            device = (input_ids if input_ids is not None else inputs_embeds).device
+            attribute_ids = torch.full((shape[0], self.config.num_attributes), -1, dtype=torch.long, device=device)
         self._check_labels(labels, mlm_labels, shape)
         policy = self._training_policy(labels, view)
         use_mlm = policy is not None and mlm_labels is not None and self.config.mlm_weight > 0

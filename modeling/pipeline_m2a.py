@@ -6,6 +6,8 @@ Self-contained (torch + transformers only): this file ships inside checkpoints a
     >>> clf = pipeline(model="user/m2a-yelp", trust_remote_code=True, revision="<commit sha>")  # doctest: +SKIP
     >>> clf({"text": "Great pizza.", "attributes": {"user": "u17", "item": "b42"}})  # doctest: +SKIP
     {'label': '5', 'score': 0.61}
+    >>> clf("Great pizza.")  # doctest: +SKIP
+    [{'label': '5', 'score': 0.58}]
 
 works without `m2a_hf` installed. `pipeline()` finds this class through the checkpoint's `config.json`:
 
@@ -21,6 +23,10 @@ as normalised strings (`17`, `17.0` and `" 17"` are `"17"`) against the checkpoi
 attribute has id `i`), read from `config.attribute_vocab` (same revision as the weights) or `attribute_vocab.json`; a
 value that is missing, `None` or not in the vocabulary becomes `-1`, which the model routes to that attribute's coarse
 "unknown value" adapter. `view="coarse"` ignores the attributes altogether (attribute-free use).
+
+Outputs follow the stock `TextClassificationPipeline`: without `top_k`, the best `{"label", "score"}` per input, a
+single string giving a one-element list `[{...}]` (a single dict input gives the dict); with `top_k` (`None`: every
+label), a list of dicts sorted by score per input.
 """
 
 from __future__ import annotations
@@ -181,10 +187,15 @@ class M2ATextClassificationPipeline(Pipeline):
 
     Call arguments:
         view (`str`, *optional*): `None` (attribute-aware, default), `"coarse"` (attribute-free) or `"iid"`.
-        top_k (`int` or `None`, *optional*): when given, return a list of the `top_k` best labels (`None`: all),
-            instead of the single best `{"label", "score"}`.
-        function_to_apply (`str`, *optional*): `"softmax"`, `"sigmoid"` or `"none"`; default: softmax, or sigmoid
-            for one label or `problem_type="multi_label_classification"`.
+        top_k (`int` or `None`, *optional*): when given, return a list of the `top_k` best labels sorted by score
+            (`None`: all labels) instead of the single best `{"label", "score"}`, as the stock pipeline does.
+        function_to_apply (`str`, *optional*): `"softmax"`, `"sigmoid"` or `"none"` (the raw logits); default:
+            none for `problem_type="regression"`, sigmoid for one label or `"multi_label_classification"`, else
+            softmax.
+
+    Returns, as `TextClassificationPipeline`: for a single string without `top_k`, `[{"label", "score"}]` (a list of
+    one); for a single dict input, the dict; for a list of inputs, one such result per input; with `top_k`, a list of
+    dicts (per input).
         truncation, max_length: passed to the tokenizer (truncation defaults to `True`).
     """
 
@@ -309,6 +320,12 @@ class M2ATextClassificationPipeline(Pipeline):
         return ids
 
     # -------------------------------------------------------------------------------------------- Pipeline API
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        result = super().__call__(inputs, **kwargs)
+        if isinstance(inputs, str) and isinstance(result, dict):  # the stock pipeline's single-string shape
+            return [result]
+        return result
+
     def _sanitize_parameters(self, view=None, function_to_apply=None, truncation=None, max_length=None, **kwargs):
         preprocess_params: dict[str, Any] = {"check_vocab": view is None}  # other views ignore the attributes
         if truncation is not None:
@@ -318,13 +335,18 @@ class M2ATextClassificationPipeline(Pipeline):
         forward_params = {"view": view} if view is not None else {}
         postprocess_params: dict[str, Any] = {}
         if function_to_apply is not None:
+            function_to_apply = getattr(function_to_apply, "value", function_to_apply)  # a ClassificationFunction
+            function_to_apply = str(function_to_apply).lower()
             if function_to_apply not in ("softmax", "sigmoid", "none"):
                 raise ValueError(
                     f"`function_to_apply` must be 'softmax', 'sigmoid' or 'none', got {function_to_apply!r}."
                 )
             postprocess_params["function_to_apply"] = function_to_apply
         if "top_k" in kwargs:
-            postprocess_params["top_k"] = kwargs.pop("top_k")
+            top_k = kwargs.pop("top_k")
+            if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+                raise ValueError(f"`top_k` must be an int >= 0 or None (every label), got {top_k!r}.")
+            postprocess_params["top_k"] = top_k
         if kwargs:
             raise TypeError(f"unexpected argument(s) for M2ATextClassificationPipeline: {sorted(kwargs)}.")
         return preprocess_params, forward_params, postprocess_params
@@ -379,8 +401,13 @@ class M2ATextClassificationPipeline(Pipeline):
         logits = model_outputs["logits"][0].float()
         config = self.model.config
         if function_to_apply is None:
-            multi_label = getattr(config, "problem_type", None) == "multi_label_classification"
-            function_to_apply = "sigmoid" if multi_label or config.num_labels == 1 else "softmax"
+            problem_type = getattr(config, "problem_type", None)
+            if problem_type == "regression":
+                function_to_apply = "none"
+            elif problem_type == "multi_label_classification" or config.num_labels == 1:
+                function_to_apply = "sigmoid"
+            else:
+                function_to_apply = "softmax"
         if function_to_apply == "softmax":
             scores = torch.softmax(logits, dim=-1)
         elif function_to_apply == "sigmoid":

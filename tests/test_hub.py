@@ -259,10 +259,12 @@ def test_pipeline_in_process(tiny):
         text = inputs if isinstance(inputs, str) else inputs["text"]
         probs = _expected(model, tokenizer, text, ids)
         best = max(range(3), key=probs.__getitem__)
-        assert clf(inputs) == {"label": ID2LABEL[best], "score": pytest.approx(probs[best], abs=1e-5)}
+        expected = {"label": ID2LABEL[best], "score": pytest.approx(probs[best], abs=1e-5)}
+        assert clf(inputs) == ([expected] if isinstance(inputs, str) else expected)  # a string: a list, as stock
     known, unknown = (_expected(model, tokenizer, TEXTS[0], ids) for ids in ([2, 1], [-1, -1]))
     assert max(abs(a - b) for a, b in zip(known, unknown, strict=True)) > 1e-4  # attributes matter in this model
     assert clf({"text": TEXTS[0], "attributes": {"user": " u2 ", "item": "i1"}}) == clf(PIPELINE_CASES[0][0])
+    assert clf([TEXTS[0], TEXTS[1]]) == clf([{"text": TEXTS[0]}, {"text": TEXTS[1]}])  # strings in a list: dicts
     ids = [clf.attribute_ids_for({"user": value}) for value in ("u5", "u6", None, "", float("nan"))]
     assert ids == [[5, -1], [-1, -1], [-1, -1], [-1, -1], [-1, -1]]  # known, unseen, missing, empty, NaN
     assert clf({"text": TEXTS[0], "attribute_ids": [2, 1]}) == clf(PIPELINE_CASES[0][0])
@@ -272,7 +274,7 @@ def test_pipeline_in_process(tiny):
     assert sum(r["score"] for r in all_labels) == pytest.approx(1.0, abs=1e-5)
     assert clf(TEXTS[1], top_k=1) == all_labels[:1]
     coarse = _expected(model, tokenizer, TEXTS[1], [], view="coarse")
-    assert clf(TEXTS[1], view="coarse")["score"] == pytest.approx(max(coarse), abs=1e-5)
+    assert clf(TEXTS[1], view="coarse")[0]["score"] == pytest.approx(max(coarse), abs=1e-5)
     with pytest.raises(ValueError, match="unknown attribute"):
         clf({"text": "x", "attributes": {"usr": "u1"}})
     with pytest.raises(ValueError, match="needs a string `text`"):
@@ -428,9 +430,10 @@ out["own_unknown"] = [probs(text_of(c), [-1, -1]) for c, _ in cases]
 clf = pipeline(model=path, trust_remote_code=True, device="cpu")  # task from config.json's custom_pipelines
 out["module"] = type(clf).__module__
 out["single"] = [clf(c) for c, _ in cases]
+out["single"] = [r[0] if isinstance(c, str) else r for r, (c, _) in zip(out["single"], cases)]  # str: a list of one
 out["list"] = clf([c for c, _ in cases], batch_size=2)
 out["top_all"] = clf(cases[0][0], top_k=None)
-out["coarse"] = [clf(c, view="coarse") for c, _ in cases]
+out["coarse"] = [clf(c if isinstance(c, dict) else {{"text": c}}, view="coarse") for c, _ in cases]
 out["coarse_own"] = [probs(text_of(c), view="coarse") for c, _ in cases]
 named = pipeline("text-classification", model=path, trust_remote_code=True, device="cpu")
 out["named_task_class"] = type(named).__name__

@@ -500,7 +500,6 @@ def test_custom_target_modules_and_missing_targets(tiny_backbone):
 @pytest.mark.parametrize(
     ("attribute_ids", "message"),
     [
-        (None, r"has attributes \['user', 'item'\]: pass `attribute_ids`"),
         (torch.tensor([1, 2, 3, 4]), r"shape \(batch, num_attributes\) = \(4, 2\).*got shape \(4,\)"),
         (torch.zeros(4, 3, dtype=torch.long), r"= \(4, 2\) with columns \['user', 'item'\], got shape \(4, 3\)"),
         (torch.zeros(4, 2), r"signed integer tensor \(torch.long\), -1 for an unknown value; got dtype torch.float32"),
