@@ -38,12 +38,12 @@ from transformers import (
 )
 
 from m2a_hf.modeling import M2AConfig, M2AForSequenceClassification, M2ALinear
-from m2a_hf.modeling.modeling_m2a import LEGACY_KEY_MAPPING, M2AValueEmbedding
+from m2a_hf.modeling.modeling_m2a import LEGACY_KEY_MAPPING, M2A_ADAPTER_CONFIG_NAME, M2AValueEmbedding
 
 
 logger = logging.getLogger(__name__)
 
-ADAPTER_CONFIG_NAME = "m2a_adapter_config.json"
+ADAPTER_CONFIG_NAME = M2A_ADAPTER_CONFIG_NAME  # the remote code refuses such a folder in from_pretrained
 ADAPTER_WEIGHTS_NAME = "m2a_adapter_model.safetensors"
 LEGACY_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 """The names `save_adapter` wrote before: peft's, which made transformers' peft integration take the folder for a

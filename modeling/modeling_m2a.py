@@ -40,7 +40,7 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutputWithPooling
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput, cached_file, logging
 
 from .configuration_m2a import M2AConfig
 from .pipeline_m2a import CUSTOM_PIPELINES, parse_attribute_vocab
@@ -418,6 +418,29 @@ class M2ASequenceClassifierOutput(ModelOutput):
 # ----------------------------------------------------------------------------------------------------------------------
 # Models
 # ----------------------------------------------------------------------------------------------------------------------
+M2A_ADAPTER_CONFIG_NAME = "m2a_adapter_config.json"  # written by m2a_hf.adapters.save_adapter
+
+
+def _holds_m2a_adapter(path: Any, kwargs: dict[str, Any]) -> bool:
+    """Whether `path` (folder or Hub repo id) holds an M2A adapter (`m2a_adapter_config.json`) and no `config.json`."""
+    lookup = {
+        "subfolder": kwargs.get("subfolder") or "",
+        "revision": kwargs.get("revision"),
+        "token": kwargs.get("token"),
+        "cache_dir": kwargs.get("cache_dir"),
+        "local_files_only": kwargs.get("local_files_only", False),
+        "_raise_exceptions_for_missing_entries": False,
+        "_raise_exceptions_for_connection_errors": False,
+    }
+    try:
+        return (
+            cached_file(str(path), M2A_ADAPTER_CONFIG_NAME, **lookup) is not None
+            and cached_file(str(path), "config.json", **lookup) is None
+        )
+    except (OSError, ValueError):
+        return False
+
+
 class M2APreTrainedModel(PreTrainedModel):
     config_class = M2AConfig
     base_model_prefix = "m2a"
@@ -465,11 +488,21 @@ class M2APreTrainedModel(PreTrainedModel):
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, *args: Any, **kwargs: Any) -> Any:
         """`PreTrainedModel.from_pretrained`, also reading checkpoints whose unknown LoRAs are still named
-        `m2a_attr_A`/`m2a_attr_B` (see `LEGACY_KEY_MAPPING`; a `key_mapping` passed in is applied as well)."""
+        `m2a_attr_A`/`m2a_attr_B` (see `LEGACY_KEY_MAPPING`; a `key_mapping` passed in is applied as well). An
+        adapter-only folder (`m2a_adapter_config.json`, no backbone) is refused with a pointer to `from_adapter`."""
         kwargs["key_mapping"] = {**LEGACY_KEY_MAPPING, **(kwargs.get("key_mapping") or {})}
-        return super().from_pretrained(*args, **kwargs)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except (OSError, ValueError) as err:
+            if _holds_m2a_adapter(pretrained_model_name_or_path, kwargs):
+                raise OSError(
+                    f"{pretrained_model_name_or_path} holds an M2A adapter (no backbone); load it with "
+                    "m2a_hf.adapters.from_adapter(...) (`pip install m2a-hf`), which rebuilds the model on its "
+                    "backbone."
+                ) from err
+            raise
 
 
 class M2AModel(M2APreTrainedModel):

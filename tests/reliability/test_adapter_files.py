@@ -86,10 +86,6 @@ def test_auto_model_on_an_adapter_folder_is_not_taken_for_peft(trained, tmp_path
     assert "peft_type" not in str(err.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the clear message needs the check in modeling/modeling_m2a.py's from_pretrained (not in this branch)",
-)
 def test_from_pretrained_on_an_adapter_folder_says_to_use_from_adapter(trained, tmp_path):
     save_adapter(trained, tmp_path / "adapter")
     with pytest.raises(OSError, match=r"holds an M2A adapter \(no backbone\).*from_adapter"):
