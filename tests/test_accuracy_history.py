@@ -61,7 +61,8 @@ def test_bucket_rows_joins_predictions_by_id(tmp_path):
     m2a = labels[order]  # M2A right everywhere, LoRA wrong everywhere
     lora = (labels[order] + 1) % 5
     rows = []
-    for arm, predictions in (("m2a-joint", {"fine": m2a.tolist()}), ("lora", {"iid": lora.tolist()})):
+    m2a_views = {"fine": m2a.tolist(), "coarse": lora.tolist()}  # the attribute-free view as wrong as LoRA
+    for arm, predictions in (("m2a-joint", m2a_views), ("lora", {"iid": lora.tolist()})):
         payload = {"id": ids, "label": labels[order].tolist(), "predictions": predictions}
         (tmp_path / f"{arm}-seed0.json").write_text(json.dumps(payload))
         config = {"data": dataclasses.asdict(data_args), "runner": settings}
@@ -80,3 +81,6 @@ def test_bucket_rows_joins_predictions_by_id(tmp_path):
         assert entry["acc_gain"][0] == pytest.approx(100.0)
     text = history.render(result, "synthetic", "m2a-joint")
     assert "| history | test rows |" in text and "+100.00" in text
+    own = history.bucket_rows(rows, "synthetic", ["user"], "m2a-joint", predictions_dir=tmp_path, against="coarse")
+    assert [e["acc_gain"][0] for e in own["user"]] == pytest.approx([100.0] * len(own["user"]))
+    assert "M2A† acc" in history.render(own, "synthetic", "m2a-joint", "coarse")

@@ -77,20 +77,45 @@ def _test_data(row: dict[str, Any]):
     return benchmark_data(data_args, row["config"]["runner"])
 
 
+def _headline_key(rows: list[dict[str, Any]], arm: str) -> str | None:
+    """The configuration of `arm` with the most seeds (the first one on a tie): sensitivity runs of other settings
+    are left out."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row["arm"] == arm:
+            counts[row["config_key"]] = counts.get(row["config_key"], 0) + 1
+    return max(counts, key=counts.get) if counts else None
+
+
 def bucket_rows(
-    rows: list[dict[str, Any]], dataset: str, attributes: list[str], arm: str, predictions_dir: Path | None = None
+    rows: list[dict[str, Any]],
+    dataset: str,
+    attributes: list[str],
+    arm: str,
+    predictions_dir: Path | None = None,
+    against: str = BASELINE_ARM,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Per attribute, one entry per bucket: rows, per-seed LoRA/M2A accuracy and RMSE, and the paired seeds."""
+    """Per attribute, one entry per bucket: rows, per-seed baseline/M2A accuracy and RMSE, and the paired seeds.
+
+    `against` is `lora` (the LoRA arm of the same seed) or `coarse` (the same M2A model with its attributes dropped,
+    which isolates what the per-value view buys)."""
     rows = [r for r in latest_ok(rows) if r["dataset"] == dataset and not r.get("quick")]
+    rows = [r for r in rows if r["config_key"] == _headline_key(rows, r["arm"])]  # one configuration per arm
     by_seed = {(r["arm"], r["seed"]): r for r in rows}
-    seeds = sorted(s for (a, s) in by_seed if a == arm and (BASELINE_ARM, s) in by_seed)
+    own = against == "coarse"  # the same model with its attributes dropped: what the per-value view buys
+    seeds = sorted(s for (a, s) in by_seed if a == arm and (own or (BASELINE_ARM, s) in by_seed))
     per_seed: dict[str, dict[str, list[dict[str, float]]]] = {a: {b[0]: [] for b in BUCKETS} for a in attributes}
     sizes: dict[str, dict[str, int]] = {a: {} for a in attributes}
     used = []
     for seed in seeds:
-        m2a_row, base_row = by_seed[(arm, seed)], by_seed[(BASELINE_ARM, seed)]
-        m2a_pred, base_pred = _predictions(m2a_row, predictions_dir), _predictions(base_row, predictions_dir)
+        m2a_row = by_seed[(arm, seed)]
+        m2a_pred = _predictions(m2a_row, predictions_dir)
+        base_pred = m2a_pred if own else _predictions(by_seed[(BASELINE_ARM, seed)], predictions_dir)
+        base_view = "coarse" if own else "iid"
         if not m2a_pred or not base_pred or "fine" not in m2a_pred["predictions"]:
+            continue
+        if base_view not in base_pred["predictions"]:
+            logger.warning("seed %s: no %r test predictions (run with --predict_views all)", seed, base_view)
             continue
         if m2a_pred["id"] != base_pred["id"]:
             raise ValueError(f"seed {seed}: {arm} and {BASELINE_ARM} predicted different test rows.")
@@ -100,7 +125,7 @@ def bucket_rows(
         position = {i: n for n, i in enumerate(test_ids)}
         order = [position[str(i)] for i in m2a_pred["id"]]
         labels = np.asarray(m2a_pred["label"])
-        m2a, base = np.asarray(m2a_pred["predictions"]["fine"]), np.asarray(base_pred["predictions"]["iid"])
+        m2a, base = np.asarray(m2a_pred["predictions"]["fine"]), np.asarray(base_pred["predictions"][base_view])
         used.append(seed)
         for attribute in attributes:
             counts = history_counts(list(data["train"][attribute]), [data["test"][attribute][i] for i in order])
@@ -145,14 +170,16 @@ def _pm(pair: tuple[float | None, float | None], fmt: str, scale: float = 1.0) -
     return text if std is None else f"{text} ± {format(scale * std, fmt.lstrip('+'))}"
 
 
-def render(result: dict[str, Any], dataset: str, arm: str) -> str:
+def render(result: dict[str, Any], dataset: str, arm: str, against: str = BASELINE_ARM) -> str:
     seeds = result["_seeds"]
+    other = f"{arm} † (attributes dropped)" if against == "coarse" else against
+    base = "M2A†" if against == "coarse" else "LoRA"
     lines = [
-        f"## {dataset}: {arm} vs {BASELINE_ARM} by training history of the test sample's value",
+        f"## {dataset}: {arm} vs {other} by training history of the test sample's value",
         "",
         f"Paired seeds: {', '.join(map(str, seeds)) or 'none'}. Bucket = training rows with the same value (0 = unseen). "
-        "acc in %, RMSE on the rating scale; gains are M2A minus LoRA (accuracy points; RMSE: LoRA minus M2A, so "
-        "positive = M2A better). Mean ± sample std over seeds.",
+        f"acc in %, RMSE on the rating scale; gains are M2A minus {base} (accuracy points; RMSE: {base} minus M2A, "
+        "so positive = M2A better). Mean ± sample std over seeds.",
     ]
     for attribute, entries in result.items():
         if attribute.startswith("_"):
@@ -161,7 +188,7 @@ def render(result: dict[str, Any], dataset: str, arm: str) -> str:
             "",
             f"### by {attribute}",
             "",
-            "| history | test rows | LoRA acc | M2A acc | acc gain | LoRA RMSE | M2A RMSE | RMSE gain |",
+            f"| history | test rows | {base} acc | M2A acc | acc gain | {base} RMSE | M2A RMSE | RMSE gain |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for e in entries:
@@ -173,7 +200,7 @@ def render(result: dict[str, Any], dataset: str, arm: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(result: dict[str, Any], dataset: str, arm: str, path: str | Path) -> bool:
+def plot(result: dict[str, Any], dataset: str, arm: str, path: str | Path, against: str = BASELINE_ARM) -> bool:
     """Bars of the accuracy gain per bucket, one panel per attribute; False when matplotlib is missing."""
     try:
         from matplotlib.figure import Figure
@@ -194,7 +221,7 @@ def plot(result: dict[str, Any], dataset: str, arm: str, path: str | Path) -> bo
             ax.annotate(f"n={e['rows']}", (x, 0), textcoords="offset points", xytext=(0, -12), ha="center", fontsize=7)
         ax.set_title(f"{dataset}: by {attribute}")
         ax.set_xlabel("training rows of the value")
-        ax.set_ylabel(f"{arm} − LoRA accuracy (pts)")
+        ax.set_ylabel(f"{arm} − {'M2A†' if against == 'coarse' else 'LoRA'} accuracy (pts)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return True
@@ -207,6 +234,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--attributes", default=None, help="comma-separated (default: the run's attribute_columns)")
     parser.add_argument("--arm", default="m2a-joint")
     parser.add_argument("--predictions_dir", default=None, help="folder of <arm>-seed<k>.json prediction files")
+    parser.add_argument(
+        "--against", default=BASELINE_ARM, choices=(BASELINE_ARM, "coarse"), help="lora, or the arm's own coarse view"
+    )
     parser.add_argument("--output", default=None)
     parser.add_argument("--png", default=None)
     args = parser.parse_args(argv)
@@ -220,12 +250,12 @@ def main(argv: list[str] | None = None) -> str:
         attributes = arm_rows[-1]["config"]["data"]["attribute_columns"]
     names = [a.strip() for a in str(attributes).split(",") if a.strip()]
     predictions_dir = Path(args.predictions_dir) if args.predictions_dir else None
-    result = bucket_rows(rows, args.dataset, names, args.arm, predictions_dir)
-    text = render(result, args.dataset, args.arm)
+    result = bucket_rows(rows, args.dataset, names, args.arm, predictions_dir, against=args.against)
+    text = render(result, args.dataset, args.arm, args.against)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     if args.png:
-        plot(result, args.dataset, args.arm, args.png)
+        plot(result, args.dataset, args.arm, args.png, args.against)
     print(text)
     return text
 
