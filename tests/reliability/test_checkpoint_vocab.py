@@ -40,6 +40,7 @@ def _assert_maps_known_values(folder: Path, vocab: AttributeVocab, data) -> None
     assert all(i >= 0 for i in pipe.attribute_ids_for(attributes))
 
 
+@pytest.mark.slow  # a Trainer run
 def test_every_checkpoint_of_train_m2a_has_the_vocabulary(backbone, data, tmp_path):
     out = tmp_path / "run"
     args = training_arguments(

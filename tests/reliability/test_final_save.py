@@ -132,6 +132,7 @@ def _kill_while_publishing(monkeypatch, out: Path) -> None:
 @pytest.mark.parametrize(
     "kill", [_kill_weights, _kill_tokenizer, _kill_metrics, _kill_while_publishing], ids=lambda f: f.__name__[1:]
 )
+@pytest.mark.slow  # a Trainer run
 def test_a_kill_during_the_final_save_leaves_no_config_or_a_complete_model(
     backbone, data, tmp_path, monkeypatch, kill
 ):
@@ -192,6 +193,7 @@ def test_a_new_run_into_a_folder_with_another_run_is_refused(backbone, data, tmp
     assert target.exists()  # nothing was touched
 
 
+@pytest.mark.slow  # a Trainer run
 def test_overwrite_output_dir_replaces_the_previous_run(backbone, data, tmp_path):
     out = tmp_path / "run"
     (out / "checkpoint-3").mkdir(parents=True)

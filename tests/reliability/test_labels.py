@@ -91,6 +91,7 @@ def _train(backbone: str, data_args: DataArguments, out: Path, data: DatasetDict
     return train_m2a(model_args, data_args, args, ProcedureArguments(stage2=False), data=data)
 
 
+@pytest.mark.slow  # a Trainer run
 def test_ratings_1_to_5_train_a_5_class_model(backbone, tmp_path):
     path = _table(tmp_path / "ratings.csv", {"train": [1, 2, 3, 4, 5, "5.0", "3.0", 2.0] * 5})  # 40 rows, 80/10/10
     result = _train(backbone, _data_args(path), tmp_path / "out")
@@ -102,6 +103,7 @@ def test_ratings_1_to_5_train_a_5_class_model(backbone, tmp_path):
     assert result.metrics["test"]["fine"]["seen_count"] + result.metrics["test"]["fine"]["unseen_count"] == 4
 
 
+@pytest.mark.slow  # a Trainer run
 def test_string_labels_train_predict_and_evaluate(backbone, tmp_path):
     path = _table(tmp_path / "sentiment.csv", {"train": ["pos", "neg", " pos ", "neg"] * 5})
     out = tmp_path / "out"

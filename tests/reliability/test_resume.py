@@ -21,6 +21,9 @@ from m2a_hf import training
 from m2a_hf.training import DataArguments, ModelArguments, ProcedureArguments, train_m2a, training_arguments
 
 
+pytestmark = pytest.mark.slow  # every test here runs the Trainer
+
+
 @pytest.fixture(scope="module")
 def backbone(tmp_path_factory) -> str:
     return make_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"))
