@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from datasets import Dataset, DatasetDict
+from datasets import DatasetDict
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -43,6 +43,14 @@ from m2a_hf.arguments import (  # noqa: F401 (re-exported)
 from m2a_hf.backbones import default_backbone
 from m2a_hf.callbacks import AttributeVocabCallback
 from m2a_hf.data import DATASET_NAMES, AttributeVocab, M2ADataCollator, load_named_dataset, prepare_dataset
+from m2a_hf.evaluation import (  # noqa: F401 (re-exported)
+    VIEWS,
+    _check_sequential_evaluation,
+    _logits_and_labels,
+    _seen_mask,
+    drop_attributes,
+    evaluate_views,
+)
 from m2a_hf.hub import save_for_hub
 from m2a_hf.io_utils import write_json_atomic
 from m2a_hf.labels import (
@@ -52,7 +60,7 @@ from m2a_hf.labels import (
     is_integer_label,
     resolve_labels,
 )
-from m2a_hf.metrics import compute_metrics, metrics_by_seen, seen_mask_from_attribute_ids
+from m2a_hf.metrics import compute_metrics, metrics_by_seen
 from m2a_hf.modeling import M2AForSequenceClassification
 from m2a_hf.output_dir import (
     STAGE2_DIR,
@@ -64,18 +72,6 @@ from m2a_hf.output_dir import (
 
 
 logger = logging.getLogger(__name__)
-
-VIEWS = ("fine", "coarse")
-"""Evaluation views: `fine` = per-sample routing with the attributes (M2A), `coarse` = attributes dropped (M2A†)."""
-
-
-def drop_attributes(dataset: Dataset) -> Dataset:
-    """The same samples with every attribute value unknown (-1): the attribute-free view."""
-    return dataset.map(
-        lambda batch: {"attribute_ids": [[-1] * len(ids) for ids in batch["attribute_ids"]]},
-        batched=True,
-        desc="dropping attributes",
-    )
 
 
 def is_named_dataset(name: str) -> bool:
@@ -152,41 +148,6 @@ def attribute_columns(data: DatasetDict, data_args: DataArguments) -> list[str]:
     if missing:
         raise ValueError(f"attribute column(s) {missing} are not in the data; available: {available}.")
     return requested
-
-
-def _seen_mask(dataset: Dataset, attribute_names: list[str], seen_attribute: str | None) -> np.ndarray:
-    """True for the rows whose value of `seen_attribute` (default: every attribute) occurred in training."""
-    index = None if seen_attribute is None else attribute_names.index(seen_attribute)
-    return seen_mask_from_attribute_ids(np.asarray(dataset["attribute_ids"]), index)
-
-
-def evaluate_views(
-    trainer: Trainer,
-    dataset: Dataset,
-    attribute_names: list[str],
-    seen_attribute: str | None = None,
-    prefix: str = "test",
-    views: tuple[str, ...] = VIEWS,
-    predictions: dict[str, np.ndarray] | None = None,
-    seen: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """Accuracy / macro-F1 / RMSE of each view, overall and split into samples whose attribute values were seen in
-    training and those that were not. `fine`: the attributes as given; `coarse`: attributes dropped (M2A†).
-
-    If `predictions` is a dict, the class predictions of each view (in dataset order) are stored in it. `seen` (a
-    boolean mask in dataset order) overrides the split computed from `dataset`'s attribute ids."""
-    _check_sequential_evaluation(trainer.args)
-    if seen is None:
-        seen = _seen_mask(dataset, attribute_names, seen_attribute)
-    results: dict[str, Any] = {}
-    for view in views:
-        data = dataset if view == "fine" else drop_attributes(dataset)
-        prediction = trainer.predict(data, metric_key_prefix=f"{prefix}_{view}")
-        predicted, labels = _logits_and_labels(prediction)
-        results[view] = metrics_by_seen(predicted, labels, seen)
-        if predictions is not None:
-            predictions[view] = predicted
-    return results
 
 
 def evaluate_checkpoint(
@@ -608,23 +569,6 @@ def baseline_modules_to_save(model: torch.nn.Module, train_layer_norms: bool = T
         if train_layer_norms and isinstance(module, torch.nn.LayerNorm):
             names.add(last)
     return sorted(names)
-
-
-def _check_sequential_evaluation(args: TrainingArguments) -> None:
-    """Seen/unseen masks follow dataset order; a length-grouped sampler would reorder evaluation batches."""
-    if getattr(args, "train_sampling_strategy", None) == "group_by_length" or getattr(args, "group_by_length", False):
-        raise ValueError(
-            "`train_sampling_strategy='group_by_length'` also reorders evaluation batches, which would misalign the "
-            "seen/unseen split of the metrics; use the default sampling strategy for M2A evaluation."
-        )
-
-
-def _logits_and_labels(prediction) -> tuple[np.ndarray, np.ndarray]:
-    """Class predictions and labels of a `Trainer.predict` output (extra outputs / label tensors dropped)."""
-    logits, labels = prediction.predictions, prediction.label_ids
-    logits = logits[0] if isinstance(logits, tuple) else logits
-    labels = labels[0] if isinstance(labels, tuple) else labels
-    return np.argmax(logits, -1), labels
 
 
 def _write_json(path: Path, payload: Any) -> None:
