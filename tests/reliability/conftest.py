@@ -1,4 +1,4 @@
-"""Fixtures of the reliability tests: running the CLI in-process."""
+"""Fixtures of the reliability tests: running the CLI in-process, a tiny backbone and a small synthetic slice."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 import pytest
+from reltrain_helpers import make_tiny_backbone, synthetic_slice
 
 from m2a_hf import cli
 
@@ -26,3 +27,15 @@ def run(capsys, monkeypatch) -> Run:
         return status, out, err
 
     return _run
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory) -> str:
+    """A tiny random BERT saved with a tokenizer (see `reltrain_helpers.make_tiny_backbone`)."""
+    return make_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="module")
+def data():
+    """16 / 8 / 8 rows of the synthetic reviews (modules that need more override this fixture)."""
+    return synthetic_slice(train=16, dev=8, test=8)

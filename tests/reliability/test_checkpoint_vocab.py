@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-from reltrain_helpers import make_tiny_backbone, synthetic_slice
 from transformers import AutoTokenizer, Trainer
 
 from m2a_hf.callbacks import AttributeVocabCallback
@@ -18,16 +17,6 @@ from m2a_hf.data import AttributeVocab, M2ADataCollator, prepare_dataset
 from m2a_hf.hub import load_pipeline
 from m2a_hf.modeling import M2AForSequenceClassification
 from m2a_hf.training import DataArguments, ModelArguments, ProcedureArguments, train_m2a, training_arguments
-
-
-@pytest.fixture(scope="module")
-def backbone(tmp_path_factory) -> str:
-    return make_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"))
-
-
-@pytest.fixture(scope="module")
-def data():
-    return synthetic_slice(train=16, dev=8, test=8)
 
 
 def _assert_maps_known_values(folder: Path, vocab: AttributeVocab, data) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reltrain_helpers import Killed, make_tiny_backbone, synthetic_slice
+from reltrain_helpers import Killed
 from transformers import HfArgumentParser, TrainingArguments
 
 import m2a_hf.output_dir as output_dir_module
@@ -31,16 +31,6 @@ from m2a_hf.training import (
 
 
 COMPLETE = ("model.safetensors", "tokenizer.json", "attribute_vocab.json", "metrics.json", "README.md")
-
-
-@pytest.fixture(scope="module")
-def backbone(tmp_path_factory) -> str:
-    return make_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"))
-
-
-@pytest.fixture(scope="module")
-def data():
-    return synthetic_slice(train=16, dev=8, test=8)
 
 
 def _args(out: Path, **overrides: Any) -> TrainingArguments:

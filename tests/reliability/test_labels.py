@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict
-from reltrain_helpers import make_tiny_backbone, synthetic_slice
+from reltrain_helpers import synthetic_slice
 
 from m2a_hf import training
 from m2a_hf.data import load_table
@@ -29,11 +29,6 @@ from m2a_hf.training import (
     train_m2a,
     training_arguments,
 )
-
-
-@pytest.fixture(scope="module")
-def backbone(tmp_path_factory) -> str:
-    return make_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"))
 
 
 WORDS = ["soft", "tight", "lovely", "itchy", "perfect", "cheap", "warm", "thin"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import torch
-from reltrain_helpers import KillAfterSave, Killed, StepCounter, make_tiny_backbone, synthetic_slice
+from reltrain_helpers import KillAfterSave, Killed, StepCounter, synthetic_slice
 from transformers import Trainer, TrainerCallback
 
 from m2a_hf import training
@@ -22,11 +22,6 @@ from m2a_hf.training import DataArguments, ModelArguments, ProcedureArguments, t
 
 
 pytestmark = pytest.mark.slow  # every test here runs the Trainer
-
-
-@pytest.fixture(scope="module")
-def backbone(tmp_path_factory) -> str:
-    return make_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="module")
