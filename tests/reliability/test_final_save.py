@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reltrain_helpers import Killed
+from reltrain_helpers import Killed, one_step_args
 from transformers import HfArgumentParser, TrainingArguments
 
 import m2a_hf.output_dir as output_dir_module
@@ -26,25 +26,10 @@ from m2a_hf.training import (
     overwrite_requested,
     train_baseline,
     train_m2a,
-    training_arguments,
 )
 
 
 COMPLETE = ("model.safetensors", "tokenizer.json", "attribute_vocab.json", "metrics.json", "README.md")
-
-
-def _args(out: Path, **overrides: Any) -> TrainingArguments:
-    return training_arguments(
-        output_dir=str(out),
-        max_steps=1,
-        per_device_train_batch_size=8,
-        eval_strategy="no",
-        save_strategy="no",
-        load_best_model_at_end=False,
-        disable_tqdm=True,
-        dataloader_pin_memory=False,
-        **overrides,
-    )
 
 
 def _procedure(**fields: Any) -> ProcedureArguments:
@@ -58,7 +43,7 @@ def _procedure(**fields: Any) -> ProcedureArguments:
 
 def _train(backbone: str, data, out: Path, **procedure: Any):
     model_args = ModelArguments(backbone=backbone, lora_rank=4, lora_alpha=8)
-    return train_m2a(model_args, DataArguments(max_length=32), _args(out), _procedure(**procedure), data=data)
+    return train_m2a(model_args, DataArguments(max_length=32), one_step_args(out), _procedure(**procedure), data=data)
 
 
 def _assert_no_model_or_a_complete_one(out: Path, data) -> None:
@@ -179,7 +164,7 @@ def test_a_new_run_into_a_folder_with_another_run_is_refused(backbone, data, tmp
         _train(backbone, data, out)
     assert str(out) in str(error.value) and previous.rstrip("/") in str(error.value)
     with pytest.raises(FileExistsError, match=str(out)):
-        train_baseline(ModelArguments(backbone=backbone), DataArguments(), _args(out), _procedure(), data=data)
+        train_baseline(ModelArguments(backbone=backbone), DataArguments(), one_step_args(out), _procedure(), data=data)
     assert target.exists()  # nothing was touched
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict
-from reltrain_helpers import synthetic_slice
+from reltrain_helpers import one_step_args, synthetic_slice
 
 from m2a_hf import training
 from m2a_hf.data import load_table
@@ -72,18 +72,8 @@ def _data_args(path: Path, **fields: Any) -> DataArguments:
 
 
 def _train(backbone: str, data_args: DataArguments, out: Path, data: DatasetDict | None = None):
-    args = training_arguments(
-        output_dir=str(out),
-        max_steps=1,
-        per_device_train_batch_size=8,
-        eval_strategy="no",
-        save_strategy="no",
-        load_best_model_at_end=False,
-        disable_tqdm=True,
-        dataloader_pin_memory=False,
-    )
     model_args = ModelArguments(backbone=backbone, lora_rank=4, lora_alpha=8)
-    return train_m2a(model_args, data_args, args, ProcedureArguments(stage2=False), data=data)
+    return train_m2a(model_args, data_args, one_step_args(out), ProcedureArguments(stage2=False), data=data)
 
 
 @pytest.mark.slow  # a Trainer run
