@@ -246,7 +246,7 @@ def _load_m2a_config(model_path: str) -> Any:
                 f"--model_path {model_path!r} is not an M2A checkpoint (its config.json has model_type "
                 f"{model_type!r}, expected {M2AConfig.model_type!r}); pass a folder written by `m2a-hf train`."
             )
-        return M2AConfig.from_pretrained(model_path)
+        return M2AConfig.from_dict(config_dict)  # from_pretrained would read config.json a second time
 
 
 def cmd_train(argv: list[str]) -> dict[str, Any]:
