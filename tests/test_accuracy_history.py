@@ -84,3 +84,25 @@ def test_bucket_rows_joins_predictions_by_id(tmp_path):
     own = history.bucket_rows(rows, "synthetic", ["user"], "m2a-joint", predictions_dir=tmp_path, against="coarse")
     assert [e["acc_gain"][0] for e in own["user"]] == pytest.approx([100.0] * len(own["user"]))
     assert "M2A† acc" in history.render(own, "synthetic", "m2a-joint", "coarse")
+
+
+def test_class_tables_recall_and_confusion_from_saved_predictions(tmp_path):
+    from benchmarks.accuracy import classes
+
+    labels = [0, 0, 1, 1, 2, 2, 2, 2]
+    lora = [2, 2, 2, 1, 2, 2, 2, 2]  # majority class; one row of class 1
+    m2a = {"fine": [0, 2, 1, 1, 2, 2, 1, 2], "coarse": [0, 2, 1, 2, 2, 2, 2, 2]}
+    ids = [str(i) for i in range(len(labels))]
+    rows = []
+    for arm, preds in (("lora", {"iid": lora}), ("m2a-joint", m2a)):
+        (tmp_path / f"{arm}-seed0.json").write_text(json.dumps({"id": ids, "label": labels, "predictions": preds}))
+        rows.append({"dataset": "toy", "arm": arm, "seed": 0, "config_key": arm, "status": "ok", "timestamp": "t"})
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = classes.class_tables(classes.load_rows(results), "toy", "m2a-joint", tmp_path)
+    assert result["seeds"] == [0]
+    assert result["matrices"]["LoRA"][0].tolist() == [[0, 0, 2], [0, 1, 1], [0, 0, 4]]
+    assert result["matrices"]["m2a-joint"][0].tolist() == [[1, 0, 1], [0, 2, 0], [0, 1, 3]]
+    text = classes.render(result, "toy", "m2a-joint")
+    assert "| LoRA | 0.0 / 0.0 | 50.0 / 12.5 | 100.0 / 87.5 | 50.0 |" in text  # recall / share per class, macro
+    assert "| m2a-joint† | 50.0 / 12.5 | 50.0 / 12.5 | 100.0 / 75.0 | 66.7 |" in text
