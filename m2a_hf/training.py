@@ -43,6 +43,7 @@ from m2a_hf.arguments import (  # noqa: F401 (re-exported)
 from m2a_hf.backbones import default_backbone
 from m2a_hf.callbacks import AttributeVocabCallback
 from m2a_hf.data import DATASET_NAMES, AttributeVocab, M2ADataCollator, load_named_dataset, prepare_dataset
+from m2a_hf.distributed import check_launch, is_main_process, wait_for_everyone
 from m2a_hf.evaluation import (  # noqa: F401 (re-exported)
     VIEWS,
     _check_sequential_evaluation,
@@ -268,11 +269,12 @@ def train_m2a(
     """
     procedure = procedure or ProcedureArguments()
     start = time.time()
+    check_launch(training_args)
     out = Path(training_args.output_dir)
     resume, resume_stage = resolve_resume_checkpoint(training_args.resume_from_checkpoint, out)
     if resume_stage == 2 and not procedure.stage2:
         raise ValueError(f"--resume_from_checkpoint {resume!r} is a stage-2 checkpoint, but stage 2 is disabled.")
-    prepare_output_dir(out, overwrite=overwrite_requested(training_args, procedure), resume=resume is not None)
+    _prepare_output_dir(training_args, procedure, resume=resume is not None)
     set_seed(training_args.seed)  # the adapters and heads are initialised before the Trainer seeds anything
     prepared = _prepare(model_args, data_args, training_args, data)
     backbone, names, vocab, tokenizer, features, num_labels, id2label = prepared
@@ -330,7 +332,9 @@ def train_m2a(
             snapshot = stage1["snapshot"]
         else:
             snapshot = stage1_snapshot(trainer)
-            _save_stage1_result(Path(stage2_args.output_dir), snapshot, metrics, history, predictions)
+            if is_main_process(training_args):
+                _save_stage1_result(Path(stage2_args.output_dir), snapshot, metrics, history, predictions)
+            wait_for_everyone(training_args)  # the stale stage-2 checkpoints are gone before any process saves one
         metrics["stage2_dev_accuracy"] = train_stage2(
             trainer, resume_from_checkpoint=resume if resume_stage == 2 else None, snapshot=snapshot
         )
@@ -355,20 +359,23 @@ def train_m2a(
     final = metrics.get("stage2", metrics["stage1"])
     metrics["test"] = {view: final[view] for view in VIEWS}
 
-    with staged_final_save(out) as folder:  # complete in a staging folder, then published with config.json last
-        save_for_hub(
-            model,
-            folder,
-            tokenizer=tokenizer,
-            attribute_vocab=vocab,
-            metrics=metrics["test"],
-            training_args=training_args,
-            dataset_name=data_args.dataset,
-            base_model=backbone,
-        )
-        _write_json(folder / "metrics.json", metrics)
-        _write_json(folder / "log_history.json", history)
-        _plot(history, metrics, folder / "training_curves.png")
+    wait_for_everyone(training_args)  # every process has finished training and evaluation
+    if is_main_process(training_args):  # main process only: the other processes return the same result unsaved
+        with staged_final_save(out) as folder:  # complete in a staging folder, then published with config.json last
+            save_for_hub(
+                model,
+                folder,
+                tokenizer=tokenizer,
+                attribute_vocab=vocab,
+                metrics=metrics["test"],
+                training_args=training_args,
+                dataset_name=data_args.dataset,
+                base_model=backbone,
+            )
+            _write_json(folder / "metrics.json", metrics)
+            _write_json(folder / "log_history.json", history)
+            _plot(history, metrics, folder / "training_curves.png")
+        # A Hub push of the published folder belongs here (main process only, after the final save).
     return TrainingResult(metrics, str(out), model, tokenizer, vocab, history, predictions)
 
 
@@ -496,10 +503,11 @@ def train_baseline(
 
     procedure = procedure or ProcedureArguments()
     start = time.time()
+    check_launch(training_args)
     out = Path(training_args.output_dir)
     resume = _baseline_resume(training_args.resume_from_checkpoint, out)
     resuming = resume is not None or is_truthy_resume(training_args.resume_from_checkpoint)
-    prepare_output_dir(out, overwrite=overwrite_requested(training_args, procedure), resume=resuming)
+    _prepare_output_dir(training_args, procedure, resume=resuming)
     set_seed(training_args.seed)  # the adapters and heads are initialised before the Trainer seeds anything
     prepared = _prepare(model_args, data_args, training_args, data)
     backbone, names, vocab, tokenizer, features, num_labels, id2label = prepared
@@ -535,12 +543,23 @@ def train_baseline(
         "trainable_parameters": trainable,
         "train_seconds": round(time.time() - start, 1),
     }
-    with staged_final_save(out) as folder:  # complete in a staging folder, then published with the config last
-        trainer.save_model(str(folder))
-        _write_json(folder / "metrics.json", metrics)
+    wait_for_everyone(training_args)
+    if is_main_process(training_args):  # main process only, after the barrier (a Hub push also belongs here)
+        with staged_final_save(out) as folder:  # complete in a staging folder, then published with the config last
+            trainer.save_model(str(folder))  # no collective for DDP or ZeRO-1/2 (ZeRO-3 would need every process)
+            _write_json(folder / "metrics.json", metrics)
     return TrainingResult(
         metrics, str(out), model, tokenizer, vocab, list(trainer.state.log_history), {"iid": predicted}
     )
+
+
+def _prepare_output_dir(training_args: TrainingArguments, procedure: ProcedureArguments, resume: bool) -> Path:
+    """`prepare_output_dir` in the main process first (which may replace an earlier run), then in the others (which
+    then find the folder ready, or raise the same error)."""
+    with training_args.main_process_first(local=False, desc="preparing the output folder"):
+        return prepare_output_dir(
+            training_args.output_dir, overwrite=overwrite_requested(training_args, procedure), resume=resume
+        )
 
 
 def _baseline_resume(value: Any, out: Path) -> str | None:
