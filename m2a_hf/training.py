@@ -31,7 +31,7 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
-from m2a_hf.adapters import num_parameters_by_group
+from m2a_hf.adapters import baseline_modules_to_save, num_parameters_by_group
 from m2a_hf.arguments import (  # noqa: F401 (re-exported)
     DataArguments,
     ModelArguments,
@@ -573,21 +573,6 @@ def _baseline_resume(value: Any, out: Path) -> str | None:
         logger.warning("Baseline: %s is not a checkpoint of %s; the baseline starts from scratch.", path, out)
         return None
     return path
-
-
-def baseline_modules_to_save(model: torch.nn.Module, train_layer_norms: bool = True) -> list[str]:
-    """The non-adapter modules the LoRA baseline trains, matching what M2A trains besides its adapters: the whole
-    classification head (classifier and, for BERT-style models, the pooler, which M2A's head contains) and, like
-    M2A's `train_layer_norms` (the reference's default), every LayerNorm. Without the pooler a backbone whose
-    checkpoint has none (all-MiniLM-L6-v2) would classify through a frozen random projection."""
-    names = {"classifier"}
-    for name, module in model.named_modules():
-        last = name.rsplit(".", 1)[-1]
-        if last == "pooler" and any(p.numel() for p in module.parameters()):
-            names.add("pooler")
-        if train_layer_norms and isinstance(module, torch.nn.LayerNorm):
-            names.add(last)
-    return sorted(names)
 
 
 def _write_json(path: Path, payload: Any) -> None:
