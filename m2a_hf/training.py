@@ -257,7 +257,9 @@ def train_m2a(
     `metrics["stage2_dev_accuracy"]`). The test split is evaluated in both views after each stage. The output
     directory gets the model (weights, config, remote code), tokenizer, `attribute_vocab.json`, `metrics.json`, a
     model card (`README.md`) and `training_curves.png`, published atomically (`m2a_hf.output_dir`: `config.json`
-    last); every Trainer checkpoint carries the vocabulary (`m2a_hf.callbacks`).
+    last); every Trainer checkpoint carries the vocabulary (`m2a_hf.callbacks`). Under `torchrun` / `accelerate
+    launch` every process trains and evaluates, and the main process alone writes the folder (`m2a_hf.distributed`);
+    a multi-process launch that set up no distributed training (no `--use_cpu True` without GPUs) is refused.
 
     An `output_dir` that already holds a run is refused unless `--overwrite_output_dir` or
     `training_args.resume_from_checkpoint` is given. A stage-1 checkpoint (`<output_dir>/checkpoint-*`) resumes stage
