@@ -4,7 +4,8 @@
         --num_train_epochs 2 --max_length 128 --lora_rank 8
 
 Reports the same metrics as `examples/train_m2a.py` (accuracy, macro-F1, RMSE; seen / unseen attribute values),
-so the two `metrics.json` files compare directly. Every `TrainingArguments` flag works under its usual name.
+so the two `metrics.json` files compare directly. Every `TrainingArguments` flag works under its usual name;
+`torchrun --nproc_per_node 2 examples/train_lora_baseline.py ... --use_cpu True` trains on two CPU processes.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from transformers import (
 
 from m2a_hf import M2AConfig
 from m2a_hf.data import AttributeVocab, prepare_dataset
+from m2a_hf.distributed import check_launch, is_main_process, wait_for_everyone
 from m2a_hf.metrics import compute_metrics, metrics_by_seen, seen_mask_from_attribute_ids
 from m2a_hf.training import (
     DataArguments,
@@ -42,6 +44,7 @@ def main() -> None:
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     parser.set_defaults(**training_defaults(output_dir="outputs/example-lora"))
     model_args, data_args, args = parser.parse_args_into_dataclasses()
+    check_launch(args)  # under torchrun on CPUs without --use_cpu True, each process would train its own copy
 
     data = load_data(data_args, seed=args.seed)
     names = attribute_columns(data, data_args)
@@ -62,7 +65,8 @@ def main() -> None:
         modules_to_save=baseline_modules_to_save(base, m2a.train_layer_norms),  # head + LayerNorms, as M2A trains
     )
     model = get_peft_model(base, lora)
-    model.print_trainable_parameters()
+    if is_main_process(args):
+        model.print_trainable_parameters()
     without_attributes = {split: ds.remove_columns(["attribute_ids"]) for split, ds in features.items()}
     trainer = Trainer(
         model=model,
@@ -79,6 +83,10 @@ def main() -> None:
     index = None if data_args.seen_attribute is None else names.index(data_args.seen_attribute)
     seen = seen_mask_from_attribute_ids(list(features["test"]["attribute_ids"]), index)
     metrics = {"test": {"iid": metrics_by_seen(prediction.predictions, prediction.label_ids, seen)}}
+    # Saving, printing (and a Hub push): the main process only, once every process is done.
+    wait_for_everyone(args)
+    if not is_main_process(args):
+        return
     out = Path(args.output_dir)
     trainer.save_model(str(out))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")

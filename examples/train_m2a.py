@@ -10,7 +10,9 @@ tokenizer, attribute vocabulary, metrics, model card).
     .venv/bin/python examples/train_m2a.py --dataset clothing --attribute_columns item,department \
         --output_dir outputs/example-m2a --num_train_epochs 2 --max_length 128 --lora_rank 8
 
-Every `TrainingArguments` flag works under its usual name. `m2a-hf train` (`m2a_hf.training.train_m2a`) runs the
+Every `TrainingArguments` flag works under its usual name; on several processes (two CPU processes here, or one per
+GPU) launch it with `torchrun --nproc_per_node 2 examples/train_m2a.py ... --use_cpu True` (drop `--use_cpu` on GPUs).
+`m2a-hf train` (`m2a_hf.training.train_m2a`) runs the
 same two stages with the same rule, and adds `ProcedureArguments` (patience, stage-2 epochs and learning rate, skipping
 stage 2), readable label names, training curves and the `use_fine_view` ablation.
 """
@@ -26,6 +28,7 @@ from transformers import AutoTokenizer, EarlyStoppingCallback, HfArgumentParser,
 
 from m2a_hf import M2AForSequenceClassification
 from m2a_hf.data import AttributeVocab, M2ADataCollator, prepare_dataset
+from m2a_hf.distributed import check_launch, is_main_process, wait_for_everyone
 from m2a_hf.hub import save_for_hub
 from m2a_hf.metrics import compute_metrics
 from m2a_hf.training import (
@@ -45,6 +48,7 @@ def main() -> None:
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     parser.set_defaults(**training_defaults(output_dir="outputs/example-m2a"))
     model_args, data_args, args = parser.parse_args_into_dataclasses()
+    check_launch(args)  # under torchrun on CPUs without --use_cpu True, each process would train its own copy
 
     # Data: text, label and one string column per attribute; ids from the training split only (unseen -> -1).
     data = load_data(data_args, seed=args.seed)
@@ -86,6 +90,10 @@ def main() -> None:
     model.set_stage(1)
     metrics["stage2"] = evaluate_views(trainer, features["test"], names, data_args.seen_attribute)
 
+    # Saving, printing (and a Hub push): the main process only, once every process is done.
+    wait_for_everyone(args)
+    if not is_main_process(args):
+        return
     out = Path(args.output_dir)
     save_for_hub(
         model,

@@ -38,6 +38,7 @@ from m2a_hf.cli_input import (
     read_records,
     user_input,
 )
+from m2a_hf.distributed import check_launch, is_main_process
 from m2a_hf.training import (
     DataArguments,
     ModelArguments,
@@ -217,6 +218,12 @@ def _check_seen_attribute(seen_attribute: str | None, names: Sequence[str]) -> N
         )
 
 
+def _check_launch(training_args: TrainingArguments) -> None:
+    """`m2a_hf.distributed.check_launch`: a multi-process launch without distributed training is a `UsageError`."""
+    with user_input("multi-process launch", errors=(ValueError,)):
+        check_launch(training_args)
+
+
 def _print_table(rows: list[tuple[str, dict[str, Any]]]) -> None:
     header = f"{'model':<34} {'acc':>6} {'macroF1':>8} {'RMSE':>6} {'acc seen':>9} {'acc unseen':>11}"
     print(header)
@@ -253,6 +260,7 @@ def cmd_train(argv: list[str]) -> dict[str, Any]:
     model_args, data_args, procedure, training_args = parse_arguments(
         "train", (ModelArguments, DataArguments, ProcedureArguments, TrainingArguments), argv
     )
+    _check_launch(training_args)
     _check_backbone(model_args, data_args)
     from m2a_hf.output_dir import check_output_dir
     from m2a_hf.training import overwrite_requested
@@ -272,8 +280,9 @@ def cmd_train(argv: list[str]) -> dict[str, Any]:
         base = train_baseline(model_args, data_args, base_args, procedure, data=data)
         rows.append(("LoRA baseline (no attributes)", base.metrics["test"]["iid"]))
         result.metrics["baseline"] = base.metrics
-    _print_table(rows)
-    print(f"\nsaved to {result.output_dir} (metrics.json, training_curves.png, README.md model card)")
+    if is_main_process(training_args):  # the other processes of a multi-process run print nothing
+        _print_table(rows)
+        print(f"\nsaved to {result.output_dir} (metrics.json, training_curves.png, README.md model card)")
     return result.metrics
 
 
@@ -414,10 +423,14 @@ def cmd_demo(argv: list[str]) -> dict[str, Any]:
     elif demo.quick:
         default(data_args, "max_train_samples", 600)
     out = Path(training_args.output_dir)
+    _check_launch(training_args)
+    main_process = is_main_process(training_args)  # the others of a multi-process run train, print and write nothing
     backbone = _check_backbone(model_args, data_args)
-    print(f"== M2A demo on {data_args.dataset!r} data, backbone {backbone}")
+    if main_process:
+        print(f"== M2A demo on {data_args.dataset!r} data, backbone {backbone}")
     data = _load_checked_data(data_args, seed=training_args.seed)
-    print({split: len(ds) for split, ds in data.items()})
+    if main_process:
+        print({split: len(ds) for split, ds in data.items()})
     m2a_args = dataclasses.replace(training_args, output_dir=str(out / "m2a"))
     procedure = ProcedureArguments(stage2_epochs=1)
     procedure.overwrite_output_dir = True  # a demo replaces its previous run (the flag's home varies by transformers)
@@ -431,6 +444,8 @@ def cmd_demo(argv: list[str]) -> dict[str, Any]:
         base = train_baseline(model_args, data_args, base_args, procedure, data=data)
         rows.append(("LoRA baseline (no attributes)", base.metrics["test"]["iid"]))
         result.metrics["baseline"] = base.metrics
+    if not main_process:
+        return result.metrics
     print("\n== test results (accuracy, macro-F1 in %; seen/unseen = attribute values seen in training or not)")
     _print_table(rows)
     print(f"\n== Hub-ready checkpoint: {result.output_dir}")

@@ -31,7 +31,7 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
-from m2a_hf.adapters import num_parameters_by_group
+from m2a_hf.adapters import baseline_modules_to_save, num_parameters_by_group
 from m2a_hf.arguments import (  # noqa: F401 (re-exported)
     DataArguments,
     ModelArguments,
@@ -43,6 +43,7 @@ from m2a_hf.arguments import (  # noqa: F401 (re-exported)
 from m2a_hf.backbones import default_backbone
 from m2a_hf.callbacks import AttributeVocabCallback
 from m2a_hf.data import DATASET_NAMES, AttributeVocab, M2ADataCollator, load_named_dataset, prepare_dataset
+from m2a_hf.distributed import check_launch, is_main_process, wait_for_everyone
 from m2a_hf.evaluation import (  # noqa: F401 (re-exported)
     VIEWS,
     _check_sequential_evaluation,
@@ -256,7 +257,9 @@ def train_m2a(
     `metrics["stage2_dev_accuracy"]`). The test split is evaluated in both views after each stage. The output
     directory gets the model (weights, config, remote code), tokenizer, `attribute_vocab.json`, `metrics.json`, a
     model card (`README.md`) and `training_curves.png`, published atomically (`m2a_hf.output_dir`: `config.json`
-    last); every Trainer checkpoint carries the vocabulary (`m2a_hf.callbacks`).
+    last); every Trainer checkpoint carries the vocabulary (`m2a_hf.callbacks`). Under `torchrun` / `accelerate
+    launch` every process trains and evaluates, and the main process alone writes the folder (`m2a_hf.distributed`);
+    a multi-process launch that set up no distributed training (no `--use_cpu True` without GPUs) is refused.
 
     An `output_dir` that already holds a run is refused unless `--overwrite_output_dir` or
     `training_args.resume_from_checkpoint` is given. A stage-1 checkpoint (`<output_dir>/checkpoint-*`) resumes stage
@@ -268,11 +271,12 @@ def train_m2a(
     """
     procedure = procedure or ProcedureArguments()
     start = time.time()
+    check_launch(training_args)
     out = Path(training_args.output_dir)
     resume, resume_stage = resolve_resume_checkpoint(training_args.resume_from_checkpoint, out)
     if resume_stage == 2 and not procedure.stage2:
         raise ValueError(f"--resume_from_checkpoint {resume!r} is a stage-2 checkpoint, but stage 2 is disabled.")
-    prepare_output_dir(out, overwrite=overwrite_requested(training_args, procedure), resume=resume is not None)
+    _prepare_output_dir(training_args, procedure, resume=resume is not None)
     set_seed(training_args.seed)  # the adapters and heads are initialised before the Trainer seeds anything
     prepared = _prepare(model_args, data_args, training_args, data)
     backbone, names, vocab, tokenizer, features, num_labels, id2label = prepared
@@ -330,7 +334,9 @@ def train_m2a(
             snapshot = stage1["snapshot"]
         else:
             snapshot = stage1_snapshot(trainer)
-            _save_stage1_result(Path(stage2_args.output_dir), snapshot, metrics, history, predictions)
+            if is_main_process(training_args):
+                _save_stage1_result(Path(stage2_args.output_dir), snapshot, metrics, history, predictions)
+            wait_for_everyone(training_args)  # the stale stage-2 checkpoints are gone before any process saves one
         metrics["stage2_dev_accuracy"] = train_stage2(
             trainer, resume_from_checkpoint=resume if resume_stage == 2 else None, snapshot=snapshot
         )
@@ -355,20 +361,23 @@ def train_m2a(
     final = metrics.get("stage2", metrics["stage1"])
     metrics["test"] = {view: final[view] for view in VIEWS}
 
-    with staged_final_save(out) as folder:  # complete in a staging folder, then published with config.json last
-        save_for_hub(
-            model,
-            folder,
-            tokenizer=tokenizer,
-            attribute_vocab=vocab,
-            metrics=metrics["test"],
-            training_args=training_args,
-            dataset_name=data_args.dataset,
-            base_model=backbone,
-        )
-        _write_json(folder / "metrics.json", metrics)
-        _write_json(folder / "log_history.json", history)
-        _plot(history, metrics, folder / "training_curves.png")
+    wait_for_everyone(training_args)  # every process has finished training and evaluation
+    if is_main_process(training_args):  # main process only: the other processes return the same result unsaved
+        with staged_final_save(out) as folder:  # complete in a staging folder, then published with config.json last
+            save_for_hub(
+                model,
+                folder,
+                tokenizer=tokenizer,
+                attribute_vocab=vocab,
+                metrics=metrics["test"],
+                training_args=training_args,
+                dataset_name=data_args.dataset,
+                base_model=backbone,
+            )
+            _write_json(folder / "metrics.json", metrics)
+            _write_json(folder / "log_history.json", history)
+            _plot(history, metrics, folder / "training_curves.png")
+        # A Hub push of the published folder belongs here (main process only, after the final save).
     return TrainingResult(metrics, str(out), model, tokenizer, vocab, history, predictions)
 
 
@@ -496,10 +505,11 @@ def train_baseline(
 
     procedure = procedure or ProcedureArguments()
     start = time.time()
+    check_launch(training_args)
     out = Path(training_args.output_dir)
     resume = _baseline_resume(training_args.resume_from_checkpoint, out)
     resuming = resume is not None or is_truthy_resume(training_args.resume_from_checkpoint)
-    prepare_output_dir(out, overwrite=overwrite_requested(training_args, procedure), resume=resuming)
+    _prepare_output_dir(training_args, procedure, resume=resuming)
     set_seed(training_args.seed)  # the adapters and heads are initialised before the Trainer seeds anything
     prepared = _prepare(model_args, data_args, training_args, data)
     backbone, names, vocab, tokenizer, features, num_labels, id2label = prepared
@@ -535,12 +545,23 @@ def train_baseline(
         "trainable_parameters": trainable,
         "train_seconds": round(time.time() - start, 1),
     }
-    with staged_final_save(out) as folder:  # complete in a staging folder, then published with the config last
-        trainer.save_model(str(folder))
-        _write_json(folder / "metrics.json", metrics)
+    wait_for_everyone(training_args)
+    if is_main_process(training_args):  # main process only, after the barrier (a Hub push also belongs here)
+        with staged_final_save(out) as folder:  # complete in a staging folder, then published with the config last
+            trainer.save_model(str(folder))  # no collective for DDP or ZeRO-1/2 (ZeRO-3 would need every process)
+            _write_json(folder / "metrics.json", metrics)
     return TrainingResult(
         metrics, str(out), model, tokenizer, vocab, list(trainer.state.log_history), {"iid": predicted}
     )
+
+
+def _prepare_output_dir(training_args: TrainingArguments, procedure: ProcedureArguments, resume: bool) -> Path:
+    """`prepare_output_dir` in the main process first (which may replace an earlier run), then in the others (which
+    then find the folder ready, or raise the same error)."""
+    with training_args.main_process_first(local=False, desc="preparing the output folder"):
+        return prepare_output_dir(
+            training_args.output_dir, overwrite=overwrite_requested(training_args, procedure), resume=resume
+        )
 
 
 def _baseline_resume(value: Any, out: Path) -> str | None:
@@ -554,21 +575,6 @@ def _baseline_resume(value: Any, out: Path) -> str | None:
         logger.warning("Baseline: %s is not a checkpoint of %s; the baseline starts from scratch.", path, out)
         return None
     return path
-
-
-def baseline_modules_to_save(model: torch.nn.Module, train_layer_norms: bool = True) -> list[str]:
-    """The non-adapter modules the LoRA baseline trains, matching what M2A trains besides its adapters: the whole
-    classification head (classifier and, for BERT-style models, the pooler, which M2A's head contains) and, like
-    M2A's `train_layer_norms` (the reference's default), every LayerNorm. Without the pooler a backbone whose
-    checkpoint has none (all-MiniLM-L6-v2) would classify through a frozen random projection."""
-    names = {"classifier"}
-    for name, module in model.named_modules():
-        last = name.rsplit(".", 1)[-1]
-        if last == "pooler" and any(p.numel() for p in module.parameters()):
-            names.add("pooler")
-        if train_layer_norms and isinstance(module, torch.nn.LayerNorm):
-            names.add(last)
-    return sorted(names)
 
 
 def _write_json(path: Path, payload: Any) -> None:

@@ -1,9 +1,10 @@
-"""Building on a backbone, adapter-only checkpoints, the vanilla coarse-view export and growing an attribute after
-training (`m2a_hf.adapters`), on the tiny random backbone."""
+"""Building on a backbone, adapter-only checkpoints, the vanilla and peft coarse-view exports and growing an attribute
+after training (`m2a_hf.adapters`), on the tiny random backbone (and the real MiniLM for the peft export)."""
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from transformers import BertConfig, BertForMaskedLM
 from m2a_hf import M2AForSequenceClassification
 from m2a_hf.adapters import (
     export_coarse,
+    export_peft_adapter,
     from_adapter,
     from_backbone,
     num_parameters_by_group,
@@ -163,6 +165,62 @@ def test_export_coarse_is_a_plain_checkpoint_matching_the_coarse_view(trained, i
         check=False,
     )
     assert "EXPORT-OK BertForSequenceClassification" in result.stdout, result.stderr[-3000:]
+
+
+def _perturbed(model: M2AForSequenceClassification) -> M2AForSequenceClassification:
+    """`model` with every trainable parameter moved away from its initial value (B = 0 would hide the LoRAs)."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.requires_grad:
+                param.add_(torch.randn_like(param) * 0.02)
+    return model.eval()
+
+
+@pytest.mark.parametrize("backbone_name", ["tiny_backbone", pytest.param("minilm_path", marks=pytest.mark.slow)])
+def test_export_peft_adapter_is_a_peft_lora_giving_the_coarse_view(backbone_name, request, inputs, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    backbone = request.getfixturevalue(backbone_name)
+    model = _perturbed(
+        M2AForSequenceClassification.from_backbone(
+            backbone, attributes={"user": 7, "item": 5}, num_labels=3, lora_rank=4, lora_alpha=8, attribute_lora_rank=2
+        )
+    )
+    enc, attribute_ids = inputs
+    model.export_peft_adapter(tmp_path / "peft")  # the method installed by m2a_hf.adapters
+
+    config = json.loads((tmp_path / "peft" / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["base_model_name_or_path"] == backbone
+    weights = load_file(tmp_path / "peft" / "adapter_model.safetensors")
+    query = "base_model.model.bert.encoder.layer.0.attention.self.query"
+    # the coarse LoRA (rank 4) and both unknown LoRAs (rank 2 each) as one LoRA of rank 8, stored pre-scaled
+    assert weights[f"{query}.lora_A.weight"].shape[0] == 8 and config["alpha_pattern"][query.split("bert.")[1]] == 8
+    dense = "base_model.model.bert.encoder.layer.0.intermediate.dense.lora_A.weight"  # a plain LoRA keeps rank 4
+    assert weights[dense].shape[0] == 4 and config["r"] == config["lora_alpha"] == 4
+    assert {"base_model.model.classifier.weight", "base_model.model.bert.pooler.dense.weight"} <= set(weights)
+    assert "base_model.model.bert.embeddings.LayerNorm.weight" in weights  # trained LayerNorms are modules_to_save
+    assert not any(k.endswith(("query.weight", "query.base_layer.weight", "word_embeddings.weight")) for k in weights)
+
+    base = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=3)
+    loaded = PeftModel.from_pretrained(base, tmp_path / "peft").eval()
+    with torch.no_grad():
+        coarse = model(**enc, view="coarse").logits
+        fine = model(**enc, attribute_ids=attribute_ids).logits
+        iid = model(**enc, view="iid").logits
+        peft_logits = loaded(**enc).logits
+    assert not torch.allclose(coarse, iid, atol=1e-4) and not torch.allclose(coarse, fine, atol=1e-4)
+    torch.testing.assert_close(peft_logits, coarse, rtol=1e-4, atol=1e-5)
+
+
+def test_export_peft_adapter_refuses_a_fully_fine_tuned_model(tiny_backbone, tmp_path):
+    model = M2AForSequenceClassification.from_backbone(
+        tiny_backbone, attributes={"user": 3}, num_labels=2, lora_rank=2, full_finetune=True
+    )
+    with pytest.raises(ValueError, match=r"fully fine-tuned .*export_coarse"):
+        export_peft_adapter(model, tmp_path / "peft")
+    assert not (tmp_path / "peft").exists()
 
 
 def test_resize_attribute_values_keeps_old_rows_and_starts_new_ones_at_zero(trained, inputs):
