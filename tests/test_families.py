@@ -372,3 +372,40 @@ def test_save_and_reload_with_remote_code_without_m2a_hf(tmp_path):
     assert [line for line in result.stdout.splitlines() if line.startswith("REMOTE-OK")] == [
         f"REMOTE-OK {family}" for family in FAMILIES
     ], result.stderr[-3000:]
+
+
+def _decoder_tokenizer():
+    """A word-level fast tokenizer with an eos token and no pad token (as GPT-2's), on the tiny vocabulary."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<unk>", "<s>", "</s>"] + [f"w{i}" for i in range(3, VOCAB)]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+
+
+def test_the_collator_pads_a_decoder_batch_with_the_eos_token():
+    from m2a_hf.collator import M2ADataCollator
+
+    tokenizer = _decoder_tokenizer()
+    assert tokenizer.pad_token is None
+    collator = M2ADataCollator(tokenizer, mlm_probability=0.0)
+    assert tokenizer.pad_token == "</s>" and tokenizer.pad_token_id == 2
+    model = build("gpt2")
+    assert model.config.pad_token_id == tokenizer.pad_token_id
+    texts = ["w5 w6 w7 w8", "w9 w10", "w11 w12 w13", "w14"]
+    features = [
+        {**tokenizer(t), "attribute_ids": ids, "labels": 1}
+        for t, ids in zip(texts, ATTRIBUTE_IDS.tolist(), strict=True)
+    ]
+    batch = collator(features)
+    assert "mlm_labels" not in batch and batch["attention_mask"].sum(1).tolist() == [4, 2, 3, 1]
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        alone = [
+            model(**tokenizer(t, return_tensors="pt"), attribute_ids=ATTRIBUTE_IDS[i : i + 1]).logits
+            for i, t in enumerate(texts)
+        ]
+    torch.testing.assert_close(logits, torch.cat(alone), rtol=1e-5, atol=1e-5)
+    assert torch.isfinite(model.train()(**batch).loss)
