@@ -189,8 +189,10 @@ def _load_mlm_head(model: M2AForSequenceClassification, pretrained: nn.Module, e
     out_emb = pretrained.get_output_embeddings()
     if missing_head or not linears or not norms or getattr(out_emb, "bias", None) is None:
         return False
-    model.mlm_head.dense.load_state_dict(linears[0].state_dict())
-    model.mlm_head.layer_norm.load_state_dict(norms[0].state_dict())
+    for target, source in ((model.mlm_head.dense, linears[0]), (model.mlm_head.layer_norm, norms[0])):
+        state = source.state_dict()
+        state.setdefault("bias", torch.zeros_like(target.bias))  # a head without biases (ModernBERT's): zero
+        target.load_state_dict(state)
     model.mlm_head.bias.copy_(out_emb.bias)
     return True
 

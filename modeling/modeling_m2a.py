@@ -462,7 +462,8 @@ class M2AMLMHead(nn.Module):
         act = getattr(backbone_config, "hidden_act", "gelu")
         self.dense = nn.Linear(hidden, hidden)
         self.act = ACT2FN[act] if isinstance(act, str) else act
-        self.layer_norm = nn.LayerNorm(hidden, eps=getattr(backbone_config, "layer_norm_eps", 1e-12))
+        eps = getattr(backbone_config, "layer_norm_eps", getattr(backbone_config, "norm_eps", 1e-12))
+        self.layer_norm = nn.LayerNorm(hidden, eps=eps)
         self.bias = nn.Parameter(torch.zeros(backbone_config.vocab_size))
 
     def forward(self, hidden_states: torch.Tensor, decoder_weight: torch.Tensor) -> torch.Tensor:

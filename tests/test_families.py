@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers import perturb, thread_env
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
 from transformers.pytorch_utils import Conv1D
 
 from m2a_hf import M2AConfig, M2AForSequenceClassification, M2ALinear
@@ -286,6 +286,28 @@ def test_decoder_causal_lm_loss_matches_the_stock_lm_head(family, tmp_path):
     with torch.no_grad():
         expected = reference(input_ids=ids, attention_mask=mask, labels=labels).loss
     out = model.train()(input_ids=ids, attention_mask=mask, attribute_ids=ATTRIBUTE_IDS, labels=torch.zeros(4).long())
+    torch.testing.assert_close(out.mlm_loss, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f not in DECODERS])
+def test_encoder_masked_lm_loss_matches_the_stock_mlm_head(family, tmp_path):
+    """`from_backbone` on an `AutoModelForMaskedLM` checkpoint of each encoder family loads the backbone and the MLM
+    head (ModernBERT's has no biases), so at initialisation M2A's masked-LM term equals the checkpoint's own."""
+    torch.manual_seed(0)
+    reference = AutoModelForMaskedLM.from_config(backbone_config(family)).eval()
+    reference.save_pretrained(tmp_path)
+    model = M2AForSequenceClassification.from_backbone(
+        tmp_path, attributes=ATTRS, num_labels=3, lora_rank=2, mask_token_id=3, training_policy="coarse"
+    ).train()
+    for module in model.modules():  # a training forward, without dropout
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+    ids = token_ids()
+    mlm_labels = torch.full_like(ids, -100)
+    mlm_labels[:, 2] = ids[:, 2]
+    with torch.no_grad():
+        expected = reference(input_ids=ids.masked_fill(mlm_labels != -100, 3), labels=mlm_labels).loss
+    out = model(input_ids=ids, attribute_ids=ATTRIBUTE_IDS, labels=torch.zeros(4).long(), mlm_labels=mlm_labels)
     torch.testing.assert_close(out.mlm_loss, expected, rtol=1e-5, atol=1e-5)
 
 
