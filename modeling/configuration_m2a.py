@@ -197,11 +197,12 @@ class M2AConfig(PretrainedConfig):
             Train the backbone's LayerNorms (as the reference does).
         train_mlm_head (`bool`, *optional*, defaults to `True`):
             Train the MLM head's transform and bias (the reference trains BERT's `cls`; the decoder matrix is the
-            frozen word-embedding matrix and is never trained).
+            frozen word-embedding matrix and is never trained). A decoder backbone's LM head is never trained.
         classifier_dropout (`float`, *optional*):
             Dropout in the classification head. Defaults to the backbone's `hidden_dropout_prob` (or 0.1).
         mask_token_id (`int`, *optional*):
-            Token used to mask inputs for the MLM term (set by `from_backbone` from the tokenizer).
+            Token used to mask inputs for the MLM term (set by `from_backbone` from the tokenizer; unused by
+            decoders). A decoder backbone without a pad token gets its eos token as `pad_token_id` (logged).
         attribute_vocab (`dict`, *optional*):
             The value strings of each attribute (`{"attributes": [{"name": "user", "values": [...]}, ...]}`; value `i`
             has id `i`), so that the pipeline maps strings to ids from the same revision as the weights.

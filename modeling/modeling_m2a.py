@@ -23,6 +23,11 @@ A forward's `view` says how it routes: `None` (per-sample: the fine adapter for 
 unknown ones), `"coarse"` (NN†: every attribute unknown) or `"iid"` (the coarse LoRA alone). In training,
 `config.training_policy` says which views a forward trains: `joint` runs NN and NN† on every sample in one batched
 pass, `stochastic` routes each sample to one of them, `fine` / `coarse` run one.
+
+Backbone families: the adapted layers are those of `config.m2a_target_modules` / `lora_target_modules`, by default
+the family's (`TRANSFORMERS_MODELS_TO_M2A_TARGET_MODULES_MAPPING`). GPT-2 `Conv1D` layers are wrapped like
+`nn.Linear`; on a fused QKV layer (GPT-2 `c_attn`, ModernBERT `Wqkv`) the attribute adapters update only Q and V.
+Decoders (`config.is_causal_lm`) pool the last non-pad token and train a causal-LM auxiliary term.
 """
 
 from __future__ import annotations
@@ -484,7 +489,8 @@ class M2ASequenceClassifierOutput(ModelOutput):
             (classification + α·MLM [+ λ·NN† + β·KL]) in training; classification loss in evaluation.
         logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`): per-sample routed view (NN).
         coarse_logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*): NN† logits (`joint` only).
-        mlm_loss (`torch.FloatTensor`, *optional*): masked-LM loss, when computed.
+        mlm_loss (`torch.FloatTensor`, *optional*): the auxiliary LM loss, when computed: masked-LM, or causal-LM for a
+            decoder backbone.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*): encoder hidden states.
         attentions (`tuple(torch.FloatTensor)`, *optional*): attention weights.
     """
@@ -789,7 +795,8 @@ class M2AModel(M2APreTrainedModel):
 
 
 class M2AForSequenceClassification(M2APreTrainedModel):
-    """M2A encoder + classification head (+ MLM head for the masked-LM term).
+    """M2A encoder + classification head (+ MLM head for the masked-LM term; for a decoder backbone, last-token
+    pooling and the frozen LM head for the causal-LM term).
 
     Build one on a pretrained backbone with `m2a_hf` (`M2AForSequenceClassification.from_backbone`, available once
     `m2a_hf` is imported), train it with the stock `transformers.Trainer`, save it with `save_pretrained` and load it

@@ -311,6 +311,27 @@ def test_encoder_masked_lm_loss_matches_the_stock_mlm_head(family, tmp_path):
     torch.testing.assert_close(out.mlm_loss, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("family", DECODERS)
+def test_decoder_adapter_checkpoint_round_trip(family, tmp_path):
+    """An adapter-only checkpoint leaves the frozen LM head out and `from_adapter` reloads it from the backbone."""
+    from m2a_hf.adapters import from_adapter, save_adapter
+
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(backbone_config(family)).save_pretrained(tmp_path / "backbone")
+    model = M2AForSequenceClassification.from_backbone(
+        tmp_path / "backbone", attributes=ATTRS, num_labels=3, lora_rank=2
+    )
+    perturb(model, scale=0.2)
+    save_adapter(model, tmp_path / "adapter")
+    reloaded = from_adapter(tmp_path / "adapter").eval()
+    ids = token_ids()
+    with torch.no_grad():
+        expected = model.eval()(input_ids=ids, attribute_ids=ATTRIBUTE_IDS).logits
+        torch.testing.assert_close(reloaded(input_ids=ids, attribute_ids=ATTRIBUTE_IDS).logits, expected)
+    if family == "llama":
+        torch.testing.assert_close(reloaded.clm_head.weight, model.clm_head.weight)
+
+
 def test_export_coarse_refuses_families_without_a_bert_style_head():
     with pytest.raises(NotImplementedError, match=r"backbone is 'gpt2'"):
         export_coarse(build("gpt2"))
