@@ -82,6 +82,9 @@ def token_ids(rows: int = 4, length: int = 7, seed: int = 0) -> torch.Tensor:
 def test_default_placement_is_found_and_written_into_the_config(family):
     config = M2AConfig(backbone_config=backbone_config(family), attributes=ATTRS, lora_rank=2)
     assert config.m2a_target_modules is None and config.lora_target_modules is None  # "the family's default"
+    unresolved = M2AConfig.from_dict(config.to_dict())  # a config.json written before any model was built
+    assert unresolved.m2a_target_modules is None
+    assert unresolved.resolved_target_modules() == TRANSFORMERS_MODELS_TO_M2A_TARGET_MODULES_MAPPING[family]
     model = M2AForSequenceClassification(config)
     m2a_targets, lora_targets = TRANSFORMERS_MODELS_TO_M2A_TARGET_MODULES_MAPPING[family]
     assert (model.config.m2a_target_modules, model.config.lora_target_modules) == (m2a_targets, lora_targets)
