@@ -53,9 +53,13 @@ peft adapter. `from_adapter` still reads them."""
 FINGERPRINT_SCHEME = "m2a-backbone-v1"
 """Prefix of `backbone_fingerprint`; a fingerprint of another scheme is not compared (see `backbone_fingerprint`)."""
 _FINGERPRINT_EMBEDDING_ROWS = 16
-EXPORTABLE_FAMILIES = ("bert", "roberta", "xlm-roberta", "camembert")
+EXPORTABLE_FAMILIES = ("bert", "roberta", "xlm-roberta", "camembert", "deberta-v2")
 """Backbone families `export_coarse` folds into a plain checkpoint: their stock classification head is M2A's (BERT:
-pooler + linear; RoBERTa: dense → tanh → out_proj). ELECTRA's head uses GELU, the others pool differently."""
+pooler + linear; RoBERTa: dense → tanh → out_proj; DeBERTa-v2: context pooler with `pooler_hidden_act="tanh"` +
+linear). ELECTRA's and DistilBERT's heads use another activation, ModernBERT's adds a norm, decoders pool the last
+token with a bias-free linear."""
+_EXPORT_CONFIG = {"deberta-v2": {"pooler_hidden_act": "tanh"}}
+"""Backbone-config fields an export sets so that the stock head computes M2A's."""
 PARAMETER_GROUPS = ("total", "trainable", "coarse_lora", "unknown_lora", "fine", "value_embeddings")
 """Keys of `num_parameters_by_group`: all parameters, the trainable ones, and each adapter kind."""
 _BACKBONE_SHAPE_KEYS = (
@@ -526,7 +530,7 @@ def export_coarse(
     without remote code and its logits equal `model(..., view="coarse").logits`.
 
     Args:
-        model: An M2A model with a BERT- or RoBERTa-style backbone.
+        model: An M2A model whose backbone family is one of `EXPORTABLE_FAMILIES`.
         save_directory: Also `save_pretrained` the result there.
 
     Returns:
@@ -547,6 +551,8 @@ def export_coarse(
     backbone_config.id2label = dict(model.config.id2label)
     backbone_config.label2id = dict(model.config.label2id)
     backbone_config.classifier_dropout = model.classifier.dropout.p
+    for key, value in _EXPORT_CONFIG.get(family, {}).items():
+        setattr(backbone_config, key, value)
     plain = AutoModelForSequenceClassification.from_config(backbone_config)
     state = {name: t.clone() for name, t in model.m2a.backbone.state_dict().items() if ".m2a_" not in name}
     for name, layer in model.m2a.adapted_layers():
@@ -555,11 +561,11 @@ def export_coarse(
     if result.unexpected_keys or any(not k.startswith("pooler.") for k in result.missing_keys):
         raise ValueError(f"cannot fold into {type(plain).__name__}: {result}")
     head = getattr(plain, "classifier", None)
-    pooler = getattr(plain.base_model, "pooler", None)
+    pooler = getattr(plain.base_model, "pooler", None) or getattr(plain, "pooler", None)  # DeBERTa: on the model
     if hasattr(head, "dense") and hasattr(head, "out_proj"):  # RoBERTa-style head
         head.dense.load_state_dict(model.classifier.dense.state_dict())
         head.out_proj.load_state_dict(model.classifier.out_proj.state_dict())
-    elif isinstance(head, nn.Linear) and pooler is not None and hasattr(pooler, "dense"):  # BERT: pooler + linear
+    elif isinstance(head, nn.Linear) and pooler is not None and hasattr(pooler, "dense"):  # pooler + linear
         pooler.dense.load_state_dict(model.classifier.dense.state_dict())
         head.load_state_dict(model.classifier.out_proj.state_dict())
     else:

@@ -335,9 +335,20 @@ def test_decoder_adapter_checkpoint_round_trip(family, tmp_path):
         torch.testing.assert_close(reloaded.clm_head.weight, model.clm_head.weight)
 
 
+@pytest.mark.parametrize("family", ["roberta", "deberta-v2"])
+def test_export_coarse_folds_the_coarse_view_of_bert_style_families(family):
+    model = build(family)
+    plain = export_coarse(model)
+    ids = token_ids()
+    with torch.no_grad():
+        expected = model(input_ids=ids, view="coarse").logits
+        torch.testing.assert_close(plain(input_ids=ids).logits, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_export_coarse_refuses_families_without_a_bert_style_head():
-    with pytest.raises(NotImplementedError, match=r"backbone is 'gpt2'"):
-        export_coarse(build("gpt2"))
+    for family in ("gpt2", "llama", "modernbert", "distilbert"):
+        with pytest.raises(NotImplementedError, match=f"backbone is '{family}'"):
+            export_coarse(build(family))
 
 
 # ---------------------------------------------------------------------------------------------- slow: Trainer, reload
