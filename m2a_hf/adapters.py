@@ -561,7 +561,9 @@ def export_coarse(
     if result.unexpected_keys or any(not k.startswith("pooler.") for k in result.missing_keys):
         raise ValueError(f"cannot fold into {type(plain).__name__}: {result}")
     head = getattr(plain, "classifier", None)
-    pooler = getattr(plain.base_model, "pooler", None) or getattr(plain, "pooler", None)  # DeBERTa: on the model
+    pooler = getattr(plain.base_model, "pooler", None)
+    if pooler is None:  # DeBERTa's context pooler sits on the classification model
+        pooler = getattr(plain, "pooler", None)
     if hasattr(head, "dense") and hasattr(head, "out_proj"):  # RoBERTa-style head
         head.dense.load_state_dict(model.classifier.dense.state_dict())
         head.out_proj.load_state_dict(model.classifier.out_proj.state_dict())
