@@ -223,6 +223,28 @@ def test_gradients_reach_exactly_the_adapters(family):
             assert param.grad.abs().sum() > 0, f"{name}.{pname} got no gradient"
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_gradient_checkpointing_gives_the_same_gradients(family):
+    """Checkpointed layers re-run their forward in the backward: the routing (and a decoder's position ids) must be
+    the same the second time."""
+    ids = token_ids()
+    grads = []
+    for checkpointing in (False, True):
+        model = build(family).train()
+        if checkpointing:
+            model.activation_checkpointing_enable()  # what Trainer(gradient_checkpointing=True) calls
+            assert model.is_activation_checkpointing
+        torch.manual_seed(1)  # the same dropout draws
+        labels = torch.tensor([0, 1, 2, 1])
+        model(
+            input_ids=ids, attention_mask=torch.ones_like(ids), attribute_ids=ATTRIBUTE_IDS, labels=labels
+        ).loss.backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
 # ---------------------------------------------------------------------------------------------- decoders
 def _padded(ids: torch.Tensor, lengths: list[int], side: str, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = ids.shape[1]
