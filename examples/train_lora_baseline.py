@@ -56,12 +56,13 @@ def main() -> None:
 
     m2a = M2AConfig(**model_args.config_overrides())  # same rank, alpha, dropout and placement as M2A
     base = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=num_labels)
+    m2a_targets, lora_targets = m2a.resolved_target_modules(base.config.model_type)  # the backbone family's placement
     lora = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=m2a.lora_rank,
         lora_alpha=m2a.lora_alpha,
         lora_dropout=m2a.lora_dropout,
-        target_modules=m2a.m2a_target_modules + m2a.lora_target_modules,
+        target_modules=m2a_targets + lora_targets,
         modules_to_save=baseline_modules_to_save(base, m2a.train_layer_norms),  # head + LayerNorms, as M2A trains
     )
     model = get_peft_model(base, lora)

@@ -33,12 +33,14 @@ from torch import nn
 from transformers import (
     AutoConfig,
     AutoModel,
+    AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     PreTrainedModel,
 )
 
 from m2a_hf.modeling import M2AConfig, M2AForSequenceClassification, M2ALinear
+from m2a_hf.modeling.configuration_m2a import CAUSAL_LM_MODEL_TYPES
 from m2a_hf.modeling.modeling_m2a import LEGACY_KEY_MAPPING, M2A_ADAPTER_CONFIG_NAME, M2AValueEmbedding
 
 
@@ -52,6 +54,13 @@ peft adapter. `from_adapter` still reads them."""
 FINGERPRINT_SCHEME = "m2a-backbone-v1"
 """Prefix of `backbone_fingerprint`; a fingerprint of another scheme is not compared (see `backbone_fingerprint`)."""
 _FINGERPRINT_EMBEDDING_ROWS = 16
+EXPORTABLE_FAMILIES = ("bert", "roberta", "xlm-roberta", "camembert", "deberta-v2")
+"""Backbone families `export_coarse` folds into a plain checkpoint: their stock classification head is M2A's (BERT:
+pooler + linear; RoBERTa: dense → tanh → out_proj; DeBERTa-v2: context pooler with `pooler_hidden_act="tanh"` +
+linear). ELECTRA's and DistilBERT's heads use another activation, ModernBERT's adds a norm, decoders pool the last
+token with a bias-free linear."""
+_EXPORT_CONFIG = {"deberta-v2": {"pooler_hidden_act": "tanh"}}
+"""Backbone-config fields an export sets so that the stock head computes M2A's."""
 PARAMETER_GROUPS = ("total", "trainable", "coarse_lora", "unknown_lora", "fine", "value_embeddings")
 """Keys of `num_parameters_by_group`: all parameters, the trainable ones, and each adapter kind."""
 _BACKBONE_SHAPE_KEYS = (
@@ -78,8 +87,10 @@ def from_backbone(
 ) -> M2AForSequenceClassification:
     """Build an M2A classifier on the pretrained encoder at `backbone` (local path or Hub repo id).
 
-    Loads the encoder's weights (and its MLM head when the checkpoint has one), freezes them, and adds the adapters.
-    Also available as `M2AForSequenceClassification.from_backbone(...)`.
+    Loads the encoder's weights (and its MLM head when the checkpoint has one; for a decoder backbone such as GPT-2 or
+    Llama, its causal-LM head), freezes them, and adds the adapters at the family's default placement
+    (`TRANSFORMERS_MODELS_TO_M2A_TARGET_MODULES_MAPPING`) unless `m2a_target_modules` / `lora_target_modules` are
+    given. Also available as `M2AForSequenceClassification.from_backbone(...)`.
 
     Args:
         backbone: Path or Hub id of the encoder checkpoint.
@@ -95,7 +106,7 @@ def from_backbone(
     backbone = str(backbone)
     backbone_config = AutoConfig.from_pretrained(backbone)
     mask_token_id = overrides.pop("mask_token_id", None)
-    if mask_token_id is None:
+    if mask_token_id is None and backbone_config.model_type not in CAUSAL_LM_MODEL_TYPES:  # decoders mask nothing
         mask_token_id = _mask_token_id(backbone)
     if id2label is not None:
         id2label = {int(k): str(v) for k, v in id2label.items()}
@@ -118,7 +129,8 @@ def from_backbone(
 
 @torch.no_grad()
 def load_backbone_weights(model: M2AForSequenceClassification, backbone: str | os.PathLike) -> None:
-    """Copy the pretrained encoder (and masked-LM head) weights at `backbone` into `model`.
+    """Copy the pretrained encoder (and masked-LM head, or a decoder's causal-LM head) weights at `backbone` into
+    `model`.
 
     Args:
         model: The M2A model to fill.
@@ -127,9 +139,11 @@ def load_backbone_weights(model: M2AForSequenceClassification, backbone: str | o
     Raises:
         ValueError: The encoder's weights do not fit the model's backbone.
     """
+    causal = model.config.is_causal_lm
     with _without_loading_warnings():  # the pooler and head keys it lists are checked below
         try:
-            pretrained, info = AutoModelForMaskedLM.from_pretrained(str(backbone), output_loading_info=True)
+            head_class = AutoModelForCausalLM if causal else AutoModelForMaskedLM
+            pretrained, info = head_class.from_pretrained(str(backbone), output_loading_info=True)
             encoder = pretrained.base_model
         except ValueError:  # architecture without a masked-LM class
             pretrained, info = AutoModel.from_pretrained(str(backbone), output_loading_info=True), None
@@ -142,13 +156,33 @@ def load_backbone_weights(model: M2AForSequenceClassification, backbone: str | o
         raise ValueError(
             f"backbone weights from {backbone!s} do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}."
         )
-    if not (info is not None and _load_mlm_head(model, pretrained, encoder, info)):
+    if causal:
+        _load_clm_head(model, pretrained, info, backbone)
+    elif not (info is not None and _load_mlm_head(model, pretrained, encoder, info)):
         logger.warning(
             "The backbone checkpoint %s has no (complete) masked-LM head: the M2A MLM head starts from random "
             "initialisation and is trained (train_mlm_head=%s).",
             backbone,
             model.config.train_mlm_head,
         )
+
+
+def _load_clm_head(
+    model: M2AForSequenceClassification, pretrained: nn.Module, info: dict | None, backbone: Any
+) -> None:
+    """Copy a decoder's LM head into `model.clm_head` (nothing to copy when it is tied to the word embeddings)."""
+    if model.clm_head.tied:
+        return
+    out_emb = pretrained.get_output_embeddings() if info is not None else None
+    missing = info is None or any(k.endswith(".weight") and k.split(".")[0] == "lm_head" for k in info["missing_keys"])
+    if out_emb is None or missing:
+        logger.warning(
+            "The backbone checkpoint %s has no causal-LM head: the M2A causal-LM head (frozen) keeps its random "
+            "initialisation, so the auxiliary loss means little; set `mlm_weight=0` to drop it.",
+            backbone,
+        )
+        return
+    model.clm_head.weight.copy_(out_emb.weight)
 
 
 def _load_mlm_head(model: M2AForSequenceClassification, pretrained: nn.Module, encoder: nn.Module, info: dict) -> bool:
@@ -160,8 +194,10 @@ def _load_mlm_head(model: M2AForSequenceClassification, pretrained: nn.Module, e
     out_emb = pretrained.get_output_embeddings()
     if missing_head or not linears or not norms or getattr(out_emb, "bias", None) is None:
         return False
-    model.mlm_head.dense.load_state_dict(linears[0].state_dict())
-    model.mlm_head.layer_norm.load_state_dict(norms[0].state_dict())
+    for target, source in ((model.mlm_head.dense, linears[0]), (model.mlm_head.layer_norm, norms[0])):
+        state = source.state_dict()
+        state.setdefault("bias", torch.zeros_like(target.bias))  # a head without biases (ModernBERT's): zero
+        target.load_state_dict(state)
     model.mlm_head.bias.copy_(out_emb.bias)
     return True
 
@@ -495,14 +531,15 @@ def export_coarse(
     without remote code and its logits equal `model(..., view="coarse").logits`.
 
     Args:
-        model: An M2A model with a BERT- or RoBERTa-style backbone.
+        model: An M2A model whose backbone family is one of `EXPORTABLE_FAMILIES`.
         save_directory: Also `save_pretrained` the result there.
 
     Returns:
         The plain model, in eval mode.
 
     Raises:
-        NotImplementedError: The backbone's classification head is neither BERT- nor RoBERTa-style.
+        NotImplementedError: The backbone family is not one of `EXPORTABLE_FAMILIES` (another classification head,
+            a Conv1D or fused-QKV layer), or its classification head is neither BERT- nor RoBERTa-style.
     """
     plain = _stock_classifier(model, fold_coarse=True)
     plain.eval()
@@ -528,7 +565,7 @@ def export_peft_adapter(model: M2AForSequenceClassification, save_directory: str
     Also available as `model.export_peft_adapter(save_directory)`.
 
     Args:
-        model: An M2A model with a BERT- or RoBERTa-style backbone, not fully fine-tuned.
+        model: An M2A model whose backbone family is one of `EXPORTABLE_FAMILIES`, not fully fine-tuned.
         save_directory: Folder to write (created if needed).
 
     Returns:
@@ -537,7 +574,7 @@ def export_peft_adapter(model: M2AForSequenceClassification, save_directory: str
     Raises:
         ValueError: The model was fully fine-tuned (its backbone weights changed, which no LoRA of the stock backbone
             holds).
-        NotImplementedError: The backbone's classification head is neither BERT- nor RoBERTa-style.
+        NotImplementedError: The backbone family is not one of `EXPORTABLE_FAMILIES`.
     """
     from peft import LoraConfig, TaskType, get_peft_model
 
@@ -583,13 +620,22 @@ def _stock_classifier(model: M2AForSequenceClassification, *, fold_coarse: bool)
     trained LayerNorms included); with `fold_coarse`, every adapted weight plus its coarse-view update.
 
     Raises:
-        NotImplementedError: The stock head is neither BERT- nor RoBERTa-style.
+        NotImplementedError: The backbone family is not one of `EXPORTABLE_FAMILIES`, or the stock head is neither
+            BERT- nor RoBERTa-style.
     """
+    family = model.config.backbone_model_type
+    if family not in EXPORTABLE_FAMILIES:
+        raise NotImplementedError(
+            f"the coarse-view exports support the backbone families {list(EXPORTABLE_FAMILIES)} (BERT- and RoBERTa-style "
+            f"classification heads); this model's backbone is {family!r}. Share it with `save_pretrained` instead."
+        )
     backbone_config = copy.deepcopy(model.config.backbone_config)
     backbone_config.num_labels = model.config.num_labels
     backbone_config.id2label = dict(model.config.id2label)
     backbone_config.label2id = dict(model.config.label2id)
     backbone_config.classifier_dropout = model.classifier.dropout.p
+    for key, value in _EXPORT_CONFIG.get(family, {}).items():
+        setattr(backbone_config, key, value)
     plain = AutoModelForSequenceClassification.from_config(backbone_config)
     state = {name: t.clone() for name, t in model.m2a.backbone.state_dict().items() if ".m2a_" not in name}
     if fold_coarse:
@@ -600,10 +646,12 @@ def _stock_classifier(model: M2AForSequenceClassification, *, fold_coarse: bool)
         raise ValueError(f"cannot load M2A's backbone into {type(plain).__name__}: {result}")
     head = getattr(plain, "classifier", None)
     pooler = getattr(plain.base_model, "pooler", None)
+    if pooler is None:  # DeBERTa's context pooler sits on the classification model
+        pooler = getattr(plain, "pooler", None)
     if hasattr(head, "dense") and hasattr(head, "out_proj"):  # RoBERTa-style head
         head.dense.load_state_dict(model.classifier.dense.state_dict())
         head.out_proj.load_state_dict(model.classifier.out_proj.state_dict())
-    elif isinstance(head, nn.Linear) and pooler is not None and hasattr(pooler, "dense"):  # BERT: pooler + linear
+    elif isinstance(head, nn.Linear) and pooler is not None and hasattr(pooler, "dense"):  # pooler + linear
         pooler.dense.load_state_dict(model.classifier.dense.state_dict())
         head.load_state_dict(model.classifier.out_proj.state_dict())
     else:
@@ -669,6 +717,7 @@ M2AForSequenceClassification.export_peft_adapter = export_peft_adapter  # a meth
 __all__ = [
     "ADAPTER_CONFIG_NAME",
     "ADAPTER_WEIGHTS_NAME",
+    "EXPORTABLE_FAMILIES",
     "FINGERPRINT_SCHEME",
     "LEGACY_ADAPTER_FILES",
     "PARAMETER_GROUPS",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,9 @@ import numpy as np
 import torch
 
 from m2a_hf.values import to_integer
+
+
+logger = logging.getLogger(__name__)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -39,6 +43,11 @@ class M2ADataCollator:
     positions where ``mlm_labels != -100``, and only when ``model.training`` is true. Evaluation batches therefore
     carry clean ``input_ids`` (plus ``mlm_labels`` the model may ignore).
 
+    **Decoder backbones** (GPT-2, Llama, ...): the model ignores ``mlm_labels`` and computes its causal-LM targets from
+    ``input_ids`` and ``attention_mask`` itself, so pass ``mlm_probability=0``. A tokenizer without a pad token (GPT-2's,
+    Llama's) gets its eos token as pad token (logged once), as the model's ``pad_token_id``; either padding side works
+    (the classifier reads the last token the attention mask marks).
+
     Other feature keys are ignored. The random draws use ``torch``'s global generator (seeded by
     ``Trainer``/``set_seed``) unless ``seed`` is given, in which case the collator owns a generator seeded once.
 
@@ -67,6 +76,12 @@ class M2ADataCollator:
             raise ValueError(
                 f"pad_to_multiple_of must be a positive integer or None, got {self.pad_to_multiple_of!r}."
             )
+        if getattr(self.tokenizer, "pad_token", "") is None and getattr(self.tokenizer, "eos_token", None) is not None:
+            logger.warning(
+                "The tokenizer has no pad token (a decoder's): padding with its eos token %r.",
+                self.tokenizer.eos_token,
+            )
+            self.tokenizer.pad_token = self.tokenizer.eos_token
         if self.seed is not None:
             self._generator = torch.Generator().manual_seed(int(self.seed))
 

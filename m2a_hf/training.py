@@ -519,12 +519,18 @@ def train_baseline(
     if model_args.full_finetune:
         model = base
     else:
+        m2a_targets, lora_targets = reference.resolved_target_modules(base.config.model_type)
+        if m2a_targets is None or lora_targets is None:
+            raise ValueError(
+                f"the backbone family {base.config.model_type!r} has no default adapter placement: pass "
+                "`m2a_target_modules` and `lora_target_modules` (suffixes of its linear layers)."
+            )
         lora = LoraConfig(
             task_type=TaskType.SEQ_CLS,
             r=reference.lora_rank,
             lora_alpha=reference.lora_alpha,
             lora_dropout=reference.lora_dropout,
-            target_modules=reference.m2a_target_modules + reference.lora_target_modules,
+            target_modules=m2a_targets + lora_targets,
             modules_to_save=baseline_modules_to_save(base, reference.train_layer_norms),
         )
         model = get_peft_model(base, lora)

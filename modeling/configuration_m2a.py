@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig
+from transformers.utils import logging
 
 
 try:  # transformers >= 5: sub-configs are declared with a spec
@@ -20,7 +21,36 @@ except ImportError:  # transformers 4.x
     SubConfigSpec = None
 
 
+logger = logging.get_logger(__name__)
+
 TRAINING_POLICIES = ("joint", "stochastic", "fine", "coarse")
+
+_BERT_PLACEMENT = (["query", "value"], ["attention.output.dense", "intermediate.dense"])
+TRANSFORMERS_MODELS_TO_M2A_TARGET_MODULES_MAPPING: dict[str, tuple[list[str], list[str]]] = {
+    "bert": _BERT_PLACEMENT,
+    "roberta": _BERT_PLACEMENT,
+    "xlm-roberta": _BERT_PLACEMENT,
+    "electra": _BERT_PLACEMENT,
+    "camembert": _BERT_PLACEMENT,
+    "distilbert": (["q_lin", "v_lin"], ["out_lin", "lin1"]),
+    "deberta-v2": (["query_proj", "value_proj"], ["attention.output.dense", "intermediate.dense"]),
+    "modernbert": (["Wqkv"], ["attn.Wo", "mlp.Wi"]),
+    "gpt2": (["c_attn"], ["attn.c_proj", "mlp.c_fc"]),
+    "llama": (["q_proj", "v_proj"], ["o_proj", "up_proj"]),
+    "mistral": (["q_proj", "v_proj"], ["o_proj", "up_proj"]),
+    "qwen2": (["q_proj", "v_proj"], ["o_proj", "up_proj"]),
+}
+"""Default placement per backbone `model_type`: (`m2a_target_modules`, `lora_target_modules`), module-name suffixes
+of the layers that get the multi-grained adapter and a plain LoRA (as peft's
+`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`). Used when the config leaves a list at `None`."""
+
+FUSED_QKV_MODULES: dict[str, list[str]] = {"gpt2": ["c_attn"], "modernbert": ["Wqkv"]}
+"""Fused query/key/value projections per `model_type` (output `[Q; K; V]`, three equal blocks). On such a layer the
+coarse LoRA adapts the whole output; the fine adapters and unknown LoRAs adapt only the Q and V blocks."""
+
+CAUSAL_LM_MODEL_TYPES = frozenset({"gpt2", "llama", "mistral", "qwen2"})
+"""Decoder (causal-LM) backbones: the classifier reads the last non-pad token and the auxiliary loss is the causal-LM
+loss on the text instead of the masked-LM loss."""
 
 
 def _normalise_attributes(attributes: Any) -> list[dict[str, Any]]:
@@ -80,6 +110,15 @@ def _training_policy(training_policy: str, training_view: str | None) -> str:
     return training_view
 
 
+def _check_no_overlap(m2a_target_modules: list[str] | None, lora_target_modules: list[str] | None) -> None:
+    overlap = set(m2a_target_modules or ()) & set(lora_target_modules or ())
+    if overlap:
+        raise ValueError(
+            f"modules {sorted(overlap)} are in both `m2a_target_modules` and `lora_target_modules`; "
+            "a layer gets either the multi-grained adapter or a plain LoRA."
+        )
+
+
 def _as_name_list(value: Any, field: str) -> list[str]:
     if value is None:
         return []
@@ -120,10 +159,13 @@ class M2AConfig(PretrainedConfig):
             w^(a,c′)). Defaults to `lora_rank`.
         attribute_lora_alpha (`float`, *optional*):
             Scaling numerator of the unknown LoRAs. Defaults to `lora_alpha`.
-        m2a_target_modules (`list[str]`, *optional*, defaults to `["query", "value"]`):
-            Module-name suffixes of the linear layers that get the multi-grained adapter.
-        lora_target_modules (`list[str]`, *optional*, defaults to `["attention.output.dense", "intermediate.dense"]`):
-            Module-name suffixes of the linear layers that get a plain LoRA (shared by both views).
+        m2a_target_modules (`list[str]`, *optional*):
+            Module-name suffixes of the linear layers that get the multi-grained adapter. `None`: the backbone
+            family's default (`TRANSFORMERS_MODELS_TO_M2A_TARGET_MODULES_MAPPING`, e.g. `["query", "value"]` for
+            BERT), resolved and written back into the config when the model is built.
+        lora_target_modules (`list[str]`, *optional*):
+            Module-name suffixes of the linear layers that get a plain LoRA (shared by both views). `None`: the
+            family's default (e.g. `["attention.output.dense", "intermediate.dense"]` for BERT); `[]`: none.
         value_embedding_dim (`int`, *optional*):
             Size of the learned per-value embedding. Defaults to the backbone's hidden size.
         kron_factors (`list[int]`, *optional*):
@@ -132,7 +174,8 @@ class M2AConfig(PretrainedConfig):
             each layer derives them from its own sizes (p = smallest divisor of `in` ≥ √in, s = largest divisor of
             `out` ≤ √out; 768→768 gives the reference's 32×24 and 24×32).
         mlm_weight (`float`, *optional*, defaults to 0.5):
-            α, weight of the masked-LM loss.
+            α, weight of the auxiliary language-model loss: masked-LM for encoders, causal-LM on the text (next
+            token, padding ignored) for decoder backbones (`CAUSAL_LM_MODEL_TYPES`).
         coarse_weight (`float`, *optional*, defaults to 0.5):
             λ, weight of the coarse view (NN†) loss in `joint` training.
         kl_weight (`float`, *optional*, defaults to 0.0):
@@ -154,11 +197,12 @@ class M2AConfig(PretrainedConfig):
             Train the backbone's LayerNorms (as the reference does).
         train_mlm_head (`bool`, *optional*, defaults to `True`):
             Train the MLM head's transform and bias (the reference trains BERT's `cls`; the decoder matrix is the
-            frozen word-embedding matrix and is never trained).
+            frozen word-embedding matrix and is never trained). A decoder backbone's LM head is never trained.
         classifier_dropout (`float`, *optional*):
             Dropout in the classification head. Defaults to the backbone's `hidden_dropout_prob` (or 0.1).
         mask_token_id (`int`, *optional*):
-            Token used to mask inputs for the MLM term (set by `from_backbone` from the tokenizer).
+            Token used to mask inputs for the MLM term (set by `from_backbone` from the tokenizer; unused by
+            decoders). A decoder backbone without a pad token gets its eos token as `pad_token_id` (logged).
         attribute_vocab (`dict`, *optional*):
             The value strings of each attribute (`{"attributes": [{"name": "user", "values": [...]}, ...]}`; value `i`
             has id `i`), so that the pipeline maps strings to ids from the same revision as the weights.
@@ -235,12 +279,11 @@ class M2AConfig(PretrainedConfig):
         self.lora_dropout = lora_dropout
         self.attribute_lora_rank = attribute_lora_rank
         self.attribute_lora_alpha = attribute_lora_alpha
-        self.m2a_target_modules = _as_name_list(
-            ["query", "value"] if m2a_target_modules is None else m2a_target_modules, "m2a_target_modules"
+        self.m2a_target_modules = (
+            None if m2a_target_modules is None else _as_name_list(m2a_target_modules, "m2a_target_modules")
         )
-        self.lora_target_modules = _as_name_list(
-            ["attention.output.dense", "intermediate.dense"] if lora_target_modules is None else lora_target_modules,
-            "lora_target_modules",
+        self.lora_target_modules = (
+            None if lora_target_modules is None else _as_name_list(lora_target_modules, "lora_target_modules")
         )
         self.value_embedding_dim = value_embedding_dim
         self.kron_factors = list(kron_factors) if kron_factors is not None else None
@@ -257,6 +300,16 @@ class M2AConfig(PretrainedConfig):
         self.mask_token_id = mask_token_id
         self.attribute_vocab = attribute_vocab
         kwargs.setdefault("pad_token_id", getattr(backbone_config, "pad_token_id", None))
+        if kwargs["pad_token_id"] is None and backbone_config.model_type in CAUSAL_LM_MODEL_TYPES:
+            eos = getattr(backbone_config, "eos_token_id", None)
+            eos = eos[0] if isinstance(eos, (list, tuple)) and eos else eos
+            if eos is not None:
+                logger.warning(
+                    "The %s backbone has no pad token: using its eos token (%d) as `pad_token_id`.",
+                    backbone_config.model_type,
+                    eos,
+                )
+                kwargs["pad_token_id"] = eos
         super().__init__(**kwargs)
         self._validate()
 
@@ -295,12 +348,35 @@ class M2AConfig(PretrainedConfig):
                 raise ValueError(f"`kron_factors` must be [p, s] (two positive integers), got {self.kron_factors!r}.")
             for value in self.kron_factors:
                 positive_int("kron_factors", value)
-        overlap = set(self.m2a_target_modules) & set(self.lora_target_modules)
-        if overlap:
-            raise ValueError(
-                f"modules {sorted(overlap)} are in both `m2a_target_modules` and `lora_target_modules`; "
-                "a layer gets either the multi-grained adapter or a plain LoRA."
-            )
+        _check_no_overlap(self.m2a_target_modules, self.lora_target_modules)
+
+    @property
+    def backbone_model_type(self) -> str:
+        """The backbone's `model_type` (its family: `"bert"`, `"gpt2"`, `"llama"`, ...)."""
+        return self.backbone_config.model_type
+
+    @property
+    def is_causal_lm(self) -> bool:
+        """Whether the backbone is a decoder (`CAUSAL_LM_MODEL_TYPES`): last-token pooling, causal-LM auxiliary loss."""
+        return self.backbone_model_type in CAUSAL_LM_MODEL_TYPES
+
+    @property
+    def fused_qkv_modules(self) -> list[str]:
+        """Suffixes of the backbone family's fused query/key/value projections (`FUSED_QKV_MODULES`)."""
+        return list(FUSED_QKV_MODULES.get(self.backbone_model_type, []))
+
+    def resolved_target_modules(self, model_type: str | None = None) -> tuple[list[str] | None, list[str] | None]:
+        """`(m2a_target_modules, lora_target_modules)`: each list as set, else the default of the family `model_type`
+        (default: the backbone's) from `TRANSFORMERS_MODELS_TO_M2A_TARGET_MODULES_MAPPING`; `None` where the config
+        leaves it unset and the family has no default."""
+        default = TRANSFORMERS_MODELS_TO_M2A_TARGET_MODULES_MAPPING.get(model_type or self.backbone_model_type)
+        m2a, lora = self.m2a_target_modules, self.lora_target_modules
+        if m2a is None and default is not None:
+            m2a = list(default[0])
+        if lora is None and default is not None:
+            lora = list(default[1])
+        _check_no_overlap(m2a, lora)
+        return m2a, lora
 
     @property
     def attribute_names(self) -> list[str]:
@@ -341,4 +417,10 @@ class M2AConfig(PretrainedConfig):
         return float(self.coarse_weight) / (1.0 + float(self.coarse_weight))
 
 
-__all__ = ["M2AConfig", "TRAINING_POLICIES"]
+__all__ = [
+    "CAUSAL_LM_MODEL_TYPES",
+    "FUSED_QKV_MODULES",
+    "M2AConfig",
+    "TRAINING_POLICIES",
+    "TRANSFORMERS_MODELS_TO_M2A_TARGET_MODULES_MAPPING",
+]

@@ -23,6 +23,11 @@ A forward's `view` says how it routes: `None` (per-sample: the fine adapter for 
 unknown ones), `"coarse"` (NN†: every attribute unknown) or `"iid"` (the coarse LoRA alone). In training,
 `config.training_policy` says which views a forward trains: `joint` runs NN and NN† on every sample in one batched
 pass, `stochastic` routes each sample to one of them, `fine` / `coarse` run one.
+
+Backbone families: the adapted layers are those of `config.m2a_target_modules` / `lora_target_modules`, by default
+the family's (`TRANSFORMERS_MODELS_TO_M2A_TARGET_MODULES_MAPPING`). GPT-2 `Conv1D` layers are wrapped like
+`nn.Linear`; on a fused QKV layer (GPT-2 `c_attn`, ModernBERT `Wqkv`) the attribute adapters update only Q and V.
+Decoders (`config.is_causal_lm`) pool the last non-pad token and train a causal-LM auxiliary term.
 """
 
 from __future__ import annotations
@@ -40,9 +45,10 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.pytorch_utils import Conv1D
 from transformers.utils import ModelOutput, cached_file, logging
 
-from .configuration_m2a import M2AConfig
+from .configuration_m2a import TRANSFORMERS_MODELS_TO_M2A_TARGET_MODULES_MAPPING, M2AConfig
 from .pipeline_m2a import CUSTOM_PIPELINES, parse_attribute_vocab
 
 
@@ -158,8 +164,14 @@ class M2ALinear(nn.Linear):
     """A frozen `nn.Linear` with a coarse LoRA and, when `num_attributes > 0`, per-attribute unknown LoRAs and fine
     Kronecker adapters. Parameters: `weight`/`bias` (the backbone's, unchanged names) and `m2a_*` adapters.
 
-    With `base_layer`, the layer wraps that `nn.Linear`'s own `weight` and `bias` (the same tensors, no copy) and
-    creates its adapters on their device and dtype; otherwise it initialises a weight of its own like `nn.Linear`.
+    With `base_layer`, the layer wraps that `nn.Linear`'s (or GPT-2 `Conv1D`'s) own `weight` and `bias` (the same
+    tensors, no copy) and creates its adapters on their device and dtype; otherwise it initialises a weight of its own
+    like `nn.Linear`. A `Conv1D` stores its weight as (in, out): `fan_in_fan_out` is then set and the weight is used
+    transposed (a view).
+
+    With `fused_qkv=True` the layer is a fused query/key/value projection (output `[Q; K; V]`, three equal blocks):
+    the coarse LoRA adapts the whole output, the fine adapters and unknown LoRAs only the Q and V blocks (their
+    output size `attribute_out_features` is 2/3 of `out_features`; `_place_attribute_delta` puts them in place).
     """
 
     def __init__(
@@ -177,19 +189,27 @@ class M2ALinear(nn.Linear):
         embedding_dim: int | None = None,
         kron_factors: list[int] | None = None,
         router: _Router | None = None,
-        base_layer: nn.Linear | None = None,
+        base_layer: nn.Linear | Conv1D | None = None,
+        fused_qkv: bool = False,
     ) -> None:
         if base_layer is None:
             super().__init__(in_features, out_features, bias=bias)
         else:
-            if (base_layer.in_features, base_layer.out_features) != (in_features, out_features):
-                raise ValueError(
-                    f"`base_layer` is {base_layer.in_features}→{base_layer.out_features}, not "
-                    f"{in_features}→{out_features}."
-                )
+            base_in, base_out = _linear_sizes(base_layer)
+            if (base_in, base_out) != (in_features, out_features):
+                raise ValueError(f"`base_layer` is {base_in}→{base_out}, not {in_features}→{out_features}.")
             # nn.Linear's own weight goes to the meta device (nothing allocated), then the backbone's replaces it.
             super().__init__(in_features, out_features, bias=base_layer.bias is not None, device="meta")
             self.weight, self.bias = base_layer.weight, base_layer.bias
+        self.fan_in_fan_out = isinstance(base_layer, Conv1D)
+        if fused_qkv and out_features % 3:
+            raise ValueError(
+                f"a fused query/key/value layer must have 3 equal output blocks; out_features={out_features} is not "
+                "divisible by 3."
+            )
+        self.fused_qkv = fused_qkv
+        self.attribute_out_features = 2 * out_features // 3 if fused_qkv else out_features
+        attr_out = self.attribute_out_features
         factory = {"device": self.weight.device, "dtype": self.weight.dtype}
         self.rank, self.scaling = rank, alpha / rank
         self.num_attributes = num_attributes
@@ -201,14 +221,12 @@ class M2ALinear(nn.Linear):
             attribute_rank = attribute_rank or rank
             attribute_alpha = attribute_alpha if attribute_alpha is not None else alpha
             self.unknown_scaling = attribute_alpha / attribute_rank
-            p, q, s, t = kron_shapes(in_features, out_features, kron_factors)
+            p, q, s, t = kron_shapes(in_features, attr_out, kron_factors)
             self.kron_shape = (p, q, s, t)
             # Order of the two small contractions: pick the cheaper one per token.
             self._c_first = s * p * q + s * q * t <= p * q * t + p * s * t
             self.m2a_unknown_lora_A = nn.Parameter(torch.empty(num_attributes, attribute_rank, in_features, **factory))
-            self.m2a_unknown_lora_B = nn.Parameter(
-                torch.empty(num_attributes, out_features, attribute_rank, **factory)
-            )
+            self.m2a_unknown_lora_B = nn.Parameter(torch.empty(num_attributes, attr_out, attribute_rank, **factory))
             self.m2a_fine_gen = nn.Parameter(torch.empty(num_attributes, embedding_dim, p * s, **factory))
             self.m2a_fine_shared = nn.Parameter(torch.empty(num_attributes, q, t, **factory))
         self.reset_adapter_parameters()
@@ -233,6 +251,22 @@ class M2ALinear(nn.Linear):
             names += ["m2a_unknown_lora_A", "m2a_unknown_lora_B", "m2a_fine_gen", "m2a_fine_shared"]
         return {n: getattr(self, n) for n in names}
 
+    @property
+    def base_weight(self) -> torch.Tensor:
+        """The frozen weight as (out, in): `weight` itself, or its transposed view for a GPT-2 `Conv1D` (no copy)."""
+        return self.weight.T if self.fan_in_fan_out else self.weight
+
+    def _place_attribute_delta(self, delta: torch.Tensor) -> torch.Tensor:
+        """An attribute update (fine or unknown LoRA, last dim `attribute_out_features`) laid out as the layer's output.
+
+        Unchanged for a plain layer; for a fused QKV layer the update is `[ΔQ; ΔV]` and becomes `[ΔQ; 0; ΔV]`.
+        """
+        if not self.fused_qkv:
+            return delta
+        block = self.out_features // 3
+        zeros = delta.new_zeros(*delta.shape[:-1], block)
+        return torch.cat([delta[..., :block], zeros, delta[..., block:]], dim=-1)
+
     def fine_delta(self, x: torch.Tensor, factor_c: torch.Tensor, factor_d: torch.Tensor) -> torch.Tensor:
         """`x · (C_b ⊗ D)` per row b without building the Kronecker product.
 
@@ -250,7 +284,7 @@ class M2ALinear(nn.Linear):
         return y.reshape(n, length, s * t)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.linear(x, self.weight, self.bias)
+        out = F.linear(x, self.base_weight, self.bias)
         state = self._router.state if self._router is not None else None
         h = self.lora_dropout(x)
         if state is None or state.iid or not self.num_attributes:
@@ -267,7 +301,9 @@ class M2ALinear(nn.Linear):
             lora_b = torch.cat(
                 [
                     self.scaling * self.m2a_lora_B,
-                    self.unknown_scaling * self.m2a_unknown_lora_B.permute(1, 0, 2).flatten(1),
+                    self._place_attribute_delta(
+                        self.unknown_scaling * self.m2a_unknown_lora_B.permute(1, 0, 2).flatten(1).T
+                    ).T,
                 ],
                 dim=1,
             )
@@ -280,20 +316,31 @@ class M2ALinear(nn.Linear):
                     hs = _select(h, route.coarse_rows)
                     d = F.linear(F.linear(hs, self.m2a_unknown_lora_A[a]), self.m2a_unknown_lora_B[a])
                     d = self.unknown_scaling * d
-                    parts.append((route.coarse_rows, d))
+                    parts.append((route.coarse_rows, self._place_attribute_delta(d)))
                 if route.fine_rows is not None:
                     p, _, s, _ = self.kron_shape
                     factor_c = (route.embeddings @ self.m2a_fine_gen[a]).view(-1, p, s)
                     d = self.fine_delta(_select(x, route.fine_rows), factor_c, self.m2a_fine_shared[a])
-                    parts.append((route.fine_rows, d))
+                    parts.append((route.fine_rows, self._place_attribute_delta(d)))
                 out = _add_parts(out, parts)
         return out.squeeze(1) if squeeze else out
 
     def extra_repr(self) -> str:
         text = f"{super().extra_repr()}, rank={self.rank}"
+        if self.fan_in_fan_out:
+            text += ", fan_in_fan_out=True"
         if self.num_attributes:
             text += f", attributes={self.num_attributes}, kron={self.kron_shape}"
+        if self.fused_qkv:
+            text += f", fused_qkv=True (attributes adapt Q and V: {self.attribute_out_features} outputs)"
         return text
+
+
+def _linear_sizes(module: nn.Module) -> tuple[int, int]:
+    """`(in_features, out_features)` of an `nn.Linear` or a GPT-2 `Conv1D` (whose weight is (in, out))."""
+    if isinstance(module, Conv1D):
+        return module.weight.shape[0], module.weight.shape[1]
+    return module.in_features, module.out_features
 
 
 def _matches(name: str, suffixes: list[str]) -> str | None:
@@ -303,31 +350,44 @@ def _matches(name: str, suffixes: list[str]) -> str | None:
     return None
 
 
-def _inject_adapters(backbone: nn.Module, config: M2AConfig, router: _Router) -> None:
-    """Replace the targeted `nn.Linear` layers of `backbone` by `M2ALinear`, chosen by module-name suffix; each wraps
-    the layer's own weight and bias (no copy)."""
+def _inject_adapters(backbone: nn.Module, config: M2AConfig, router: _Router) -> tuple[list[str], list[str]]:
+    """Replace the targeted `nn.Linear` (or GPT-2 `Conv1D`) layers of `backbone` by `M2ALinear`, chosen by module-name
+    suffix; each wraps the layer's own weight and bias (no copy). Returns the placement used: the config's lists, or
+    its backbone family's defaults (`M2AConfig.resolved_target_modules`); a family without defaults and no list in
+    the config is an error that lists the backbone's linear layers."""
+    m2a_targets, lora_targets = config.resolved_target_modules()
     hidden = config.backbone_config.hidden_size
     embedding_dim = config.value_embedding_dim or hidden
-    found: dict[str, int] = dict.fromkeys(config.m2a_target_modules + config.lora_target_modules, 0)
-    linear_names = []
+    linear_names = [n for n, m in backbone.named_modules() if isinstance(m, (nn.Linear, Conv1D))]
+    suffixes = sorted({n.split(".")[-1] for n in linear_names} | {".".join(n.split(".")[-2:]) for n in linear_names})
+    if m2a_targets is None or lora_targets is None:
+        unset = [
+            f for f, v in (("m2a_target_modules", m2a_targets), ("lora_target_modules", lora_targets)) if v is None
+        ]
+        raise ValueError(
+            f"the backbone family {config.backbone_model_type!r} ({type(backbone).__name__}) has no default adapter "
+            f"placement (known families: {sorted(TRANSFORMERS_MODELS_TO_M2A_TARGET_MODULES_MAPPING)}). Pass "
+            f"{' and '.join(f'`{f}`' for f in unset)} with suffixes of its linear layers, e.g. {suffixes[:12]}."
+        )
+    fused = config.fused_qkv_modules
+    found: dict[str, int] = dict.fromkeys(m2a_targets + lora_targets, 0)
     for name, module in list(backbone.named_modules()):
         if isinstance(module, M2ALinear):
             continue
-        m2a_suffix = _matches(name, config.m2a_target_modules)
-        lora_suffix = _matches(name, config.lora_target_modules)
-        if isinstance(module, nn.Linear):
-            linear_names.append(name)
+        m2a_suffix = _matches(name, m2a_targets)
+        lora_suffix = _matches(name, lora_targets)
         if m2a_suffix is None and lora_suffix is None:
             continue
-        if not isinstance(module, nn.Linear):
+        if not isinstance(module, (nn.Linear, Conv1D)):
             raise ValueError(
-                f"target module {name!r} is a {type(module).__name__}; M2A adapts `nn.Linear` layers only "
-                "(GPT-2 style Conv1D backbones are not supported yet)."
+                f"target module {name!r} is a {type(module).__name__}; M2A adapts `nn.Linear` and GPT-2 `Conv1D` "
+                "layers only."
             )
         found[m2a_suffix or lora_suffix] += 1
+        in_features, out_features = _linear_sizes(module)
         new = M2ALinear(
-            module.in_features,
-            module.out_features,
+            in_features,
+            out_features,
             rank=config.lora_rank,
             alpha=config.lora_alpha,
             dropout=config.lora_dropout,
@@ -338,37 +398,63 @@ def _inject_adapters(backbone: nn.Module, config: M2AConfig, router: _Router) ->
             kron_factors=config.kron_factors,
             router=router,
             base_layer=module,
+            fused_qkv=m2a_suffix is not None and _matches(name, fused) is not None,
         )
         parent_name, _, child = name.rpartition(".")
         setattr(backbone.get_submodule(parent_name) if parent_name else backbone, child, new)
     missing = [s for s, n in found.items() if n == 0]
     if missing:
-        suffixes = sorted(
-            {n.split(".")[-1] for n in linear_names} | {".".join(n.split(".")[-2:]) for n in linear_names}
-        )
         raise ValueError(
             f"the backbone ({type(backbone).__name__}) has no linear layer matching target module(s) {missing}. "
             f"Pass `m2a_target_modules` / `lora_target_modules` with suffixes of its linear layers, e.g. {suffixes[:12]}."
         )
+    return m2a_targets, lora_targets
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Heads and outputs
 # ----------------------------------------------------------------------------------------------------------------------
 class M2AClassificationHead(nn.Module):
-    """dropout → dense → tanh → dropout → out_proj on the first token (the RoBERTa head; equal to BERT's pooler +
-    classifier, which lets `m2a_hf.adapters.export_coarse` write a plain checkpoint of either architecture)."""
+    """dropout → dense → tanh → dropout → out_proj on one token: the first (`pooling="first"`, encoders; the RoBERTa
+    head, equal to BERT's pooler + classifier, which lets `m2a_hf.adapters.export_coarse` write a plain checkpoint of
+    either architecture) or the last non-pad token (`pooling="last"`, decoders; found from `attention_mask`, so left
+    and right padding give the same result)."""
 
-    def __init__(self, hidden_size: int, num_labels: int, dropout: float) -> None:
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float, pooling: str = "first") -> None:
         super().__init__()
+        if pooling not in ("first", "last"):
+            raise ValueError(f"`pooling` must be 'first' or 'last', got {pooling!r}.")
+        self.pooling = pooling
         self.dense = nn.Linear(hidden_size, hidden_size)
         self.dropout = nn.Dropout(dropout)
         self.out_proj = nn.Linear(hidden_size, num_labels)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        x = self.dropout(hidden_states[:, 0])
-        x = torch.tanh(self.dense(x))
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pooling == "first":
+            x = hidden_states[:, 0]
+        elif attention_mask is None:
+            x = hidden_states[:, -1]
+        else:  # the last position whose mask is set, per row (batch,)
+            positions = torch.arange(hidden_states.shape[1], device=hidden_states.device)
+            last = (attention_mask.to(torch.long) * positions).argmax(-1)
+            x = hidden_states[torch.arange(hidden_states.shape[0], device=hidden_states.device), last]
+        x = torch.tanh(self.dense(self.dropout(x)))
         return self.out_proj(self.dropout(x))
+
+
+class M2ACausalLMHead(nn.Module):
+    """The decoder's LM head (frozen): the word-embedding matrix when the backbone ties them, else a matrix of its
+    own (`weight`, vocab × hidden, copied from the checkpoint's LM head by `from_backbone`). Applied to the positions
+    that have a next-token target only."""
+
+    def __init__(self, backbone_config: Any) -> None:
+        super().__init__()
+        self.tied = bool(getattr(backbone_config, "tie_word_embeddings", True))
+        if not self.tied:
+            self.weight = nn.Parameter(torch.empty(backbone_config.vocab_size, backbone_config.hidden_size))
+
+    def forward(self, hidden_states: torch.Tensor, input_embeddings: torch.Tensor) -> torch.Tensor:
+        return F.linear(hidden_states, input_embeddings if self.tied else self.weight)
 
 
 class M2AMLMHead(nn.Module):
@@ -381,7 +467,8 @@ class M2AMLMHead(nn.Module):
         act = getattr(backbone_config, "hidden_act", "gelu")
         self.dense = nn.Linear(hidden, hidden)
         self.act = ACT2FN[act] if isinstance(act, str) else act
-        self.layer_norm = nn.LayerNorm(hidden, eps=getattr(backbone_config, "layer_norm_eps", 1e-12))
+        eps = getattr(backbone_config, "layer_norm_eps", getattr(backbone_config, "norm_eps", 1e-12))
+        self.layer_norm = nn.LayerNorm(hidden, eps=eps)
         self.bias = nn.Parameter(torch.zeros(backbone_config.vocab_size))
 
     def forward(self, hidden_states: torch.Tensor, decoder_weight: torch.Tensor) -> torch.Tensor:
@@ -402,7 +489,8 @@ class M2ASequenceClassifierOutput(ModelOutput):
             (classification + α·MLM [+ λ·NN† + β·KL]) in training; classification loss in evaluation.
         logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`): per-sample routed view (NN).
         coarse_logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*): NN† logits (`joint` only).
-        mlm_loss (`torch.FloatTensor`, *optional*): masked-LM loss, when computed.
+        mlm_loss (`torch.FloatTensor`, *optional*): the auxiliary LM loss, when computed: masked-LM, or causal-LM for a
+            decoder backbone.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*): encoder hidden states.
         attentions (`tuple(torch.FloatTensor)`, *optional*): attention weights.
     """
@@ -458,6 +546,8 @@ class M2APreTrainedModel(PreTrainedModel):
             for layer in (module.dense, module.out_proj):
                 layer.weight.normal_(0.0, std)
                 layer.bias.zero_()
+        elif isinstance(module, M2ACausalLMHead) and not module.tied:
+            module.weight.normal_(0.0, std)
         elif isinstance(module, M2AMLMHead):
             module.dense.weight.normal_(0.0, std)
             module.dense.bias.zero_()
@@ -531,7 +621,7 @@ class M2AModel(M2APreTrainedModel):
     """
 
     # `AutoModel` on an `M2AForSequenceClassification` checkpoint: its heads are not part of the encoder
-    _keys_to_ignore_on_load_unexpected = [r"^classifier\.", r"^mlm_head\."]
+    _keys_to_ignore_on_load_unexpected = [r"^classifier\.", r"^mlm_head\.", r"^clm_head\."]
 
     def __init__(self, config: M2AConfig) -> None:
         super().__init__(config)
@@ -540,7 +630,8 @@ class M2AModel(M2APreTrainedModel):
             backbone.pooler = None  # unused: the classification head pools the first token itself
         self._router = _Router()
         self._logged_missing_attribute_ids = False
-        _inject_adapters(backbone, config, self._router)
+        # the family defaults are written into the config, so a saved config.json names its placement
+        config.m2a_target_modules, config.lora_target_modules = _inject_adapters(backbone, config, self._router)
         self.backbone = backbone
         dim = config.value_embedding_dim or config.backbone_config.hidden_size
         self.value_embeddings = nn.ModuleList([M2AValueEmbedding(n, dim) for n in config.attribute_sizes])
@@ -677,11 +768,16 @@ class M2AModel(M2APreTrainedModel):
             self.check_attribute_ids(attribute_ids, batch_size, view)
             self.missing_attribute_ids(attribute_ids, view)  # None routes every attribute coarse (see `route`)
         self._router.state = self.route(attribute_ids, batch_size, view)
+        if self.config.is_causal_lm:
+            kwargs.setdefault("use_cache", False)
+            if position_ids is None and attention_mask is not None:  # left padding: positions count real tokens
+                position_ids = (attention_mask.to(torch.long).cumsum(-1) - 1).clamp_min(0)
         backbone_kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        if position_ids is not None:  # not every backbone takes them (DistilBERT)
+            backbone_kwargs["position_ids"] = position_ids
         outputs = self.backbone(
             input_ids=input_ids,
             attention_mask=attention_mask,
-            position_ids=position_ids,
             inputs_embeds=inputs_embeds,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
@@ -699,7 +795,8 @@ class M2AModel(M2APreTrainedModel):
 
 
 class M2AForSequenceClassification(M2APreTrainedModel):
-    """M2A encoder + classification head (+ MLM head for the masked-LM term).
+    """M2A encoder + classification head (+ MLM head for the masked-LM term; for a decoder backbone, last-token
+    pooling and the frozen LM head for the causal-LM term).
 
     Build one on a pretrained backbone with `m2a_hf` (`M2AForSequenceClassification.from_backbone`, available once
     `m2a_hf` is imported), train it with the stock `transformers.Trainer`, save it with `save_pretrained` and load it
@@ -715,8 +812,14 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         dropout = config.classifier_dropout
         if dropout is None:
             dropout = getattr(config.backbone_config, "hidden_dropout_prob", 0.1)
-        self.classifier = M2AClassificationHead(config.backbone_config.hidden_size, config.num_labels, dropout)
-        self.mlm_head = M2AMLMHead(config.backbone_config)
+        hidden = config.backbone_config.hidden_size
+        pooling = "last" if config.is_causal_lm else "first"
+        self.classifier = M2AClassificationHead(hidden, config.num_labels, dropout, pooling=pooling)
+        if config.is_causal_lm:  # the auxiliary loss is the causal-LM loss, on the decoder's own (frozen) LM head
+            self.clm_head = M2ACausalLMHead(config.backbone_config)
+        else:
+            self.mlm_head = M2AMLMHead(config.backbone_config)
+        self._logged_ignored_mlm_labels = False
         self.training_stage = 1
         self.post_init()
         self.set_stage(1)
@@ -782,6 +885,9 @@ class M2AForSequenceClassification(M2APreTrainedModel):
             Original token ids at the positions to mask, -100 elsewhere (see `M2ADataCollator`). In training those
             positions are replaced by the mask token (the classifier sees the masked input, as in the reference) and
             the masked-LM loss is added with weight α; in evaluation they are ignored and the input stays clean.
+            Decoder backbones (`config.is_causal_lm`) ignore them: their auxiliary loss is the causal-LM loss on the
+            unmasked text, whose targets the model takes from `input_ids` and `attention_mask` itself (the next token
+            at every position where both it and the next one are not padding).
         view (`str`, *optional*):
             How this forward routes: `None` (per sample), `"coarse"` (NN†, attributes ignored) or `"iid"`. A training
             forward with labels and no `view` follows `config.training_policy` instead.
@@ -795,8 +901,17 @@ class M2AForSequenceClassification(M2APreTrainedModel):
             attribute_ids = torch.full((shape[0], self.config.num_attributes), -1, dtype=torch.long, device=device)
         self._check_labels(labels, mlm_labels, shape)
         policy = self._training_policy(labels, view)
+        if self.config.is_causal_lm:
+            if mlm_labels is not None and not self._logged_ignored_mlm_labels:
+                self._logged_ignored_mlm_labels = True
+                logger.info(
+                    "`mlm_labels` are ignored with a decoder backbone: the auxiliary loss is the causal-LM loss, taken "
+                    "from `input_ids` (pass `mlm_probability=0` to `M2ADataCollator` to skip them)."
+                )
+            use_lm = policy is not None and input_ids is not None and self.config.mlm_weight > 0
+            mlm_labels = _causal_lm_labels(input_ids, attention_mask) if use_lm else None
         use_mlm = policy is not None and mlm_labels is not None and self.config.mlm_weight > 0
-        if use_mlm and input_ids is not None:
+        if use_mlm and input_ids is not None and not self.config.is_causal_lm:
             if self.config.mask_token_id is None:
                 raise ValueError("`mlm_labels` were given but `config.mask_token_id` is not set.")
             input_ids = input_ids.masked_fill(mlm_labels != -100, self.config.mask_token_id)
@@ -820,7 +935,7 @@ class M2AForSequenceClassification(M2APreTrainedModel):
             **kwargs,
         )
         hidden = outputs.last_hidden_state
-        all_logits = self.classifier(hidden)
+        all_logits = self.classifier(hidden, rows(attention_mask))
         logits, coarse_logits = all_logits.chunk(2) if doubled else (all_logits, None)
         loss = mlm_loss = None
         if labels is not None:
@@ -910,10 +1025,13 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         return loss, (mlm_losses[0] if mlm_losses else None)
 
     def _mlm_loss(self, hidden: torch.Tensor, mlm_labels: torch.Tensor) -> torch.Tensor:
+        """The auxiliary LM loss at the positions where `mlm_labels != -100`: masked-LM (encoders) or causal-LM
+        (decoders, whose labels are the next tokens, see `_causal_lm_labels`)."""
         selected = mlm_labels != -100
         if not bool(selected.any()):
             return hidden.new_zeros(())
-        logits = self.mlm_head(hidden[selected], self.m2a.get_input_embeddings().weight)  # (n_masked, vocab)
+        head = self.clm_head if self.config.is_causal_lm else self.mlm_head
+        logits = head(hidden[selected], self.m2a.get_input_embeddings().weight)  # (n_selected, vocab)
         return F.cross_entropy(logits.float(), mlm_labels[selected])
 
     def _distillation_loss(self, logits: torch.Tensor, coarse_logits: torch.Tensor) -> torch.Tensor:
@@ -936,12 +1054,27 @@ def _input_shape(input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | N
     raise ValueError("You have to specify either `input_ids` or `inputs_embeds`.")
 
 
+def _causal_lm_labels(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Next-token targets aligned with the positions that predict them (batch, seq): `input_ids[:, t + 1]` at
+    position t where tokens t and t + 1 are both real (attention mask set), -100 elsewhere (the last position, and
+    padding on either side)."""
+    labels = torch.full_like(input_ids, -100)
+    labels[:, :-1] = input_ids[:, 1:]
+    if attention_mask is not None:
+        mask = attention_mask.bool()
+        valid = torch.zeros_like(mask)
+        valid[:, :-1] = mask[:, :-1] & mask[:, 1:]
+        labels = labels.masked_fill(~valid, -100)
+    return labels
+
+
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mask = mask.to(values.dtype)
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
 
 
 __all__ = [
+    "M2ACausalLMHead",
     "M2AClassificationHead",
     "M2AForSequenceClassification",
     "M2ALinear",

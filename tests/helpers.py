@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import torch
+
 
 TINY_BACKBONE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 """The shape of the `tiny_backbone` fixture (a BERT with MiniLM's vocabulary)."""
+
+
+def perturb(model: torch.nn.Module, scale: float = 0.05, seed: int = 0) -> None:
+    """Give every adapter (and the zero-initialised B matrices and value embeddings) non-zero values."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".m2a_" in name or "value_embeddings" in name:
+                param.add_(torch.randn(param.shape, generator=gen, dtype=param.dtype) * scale)
 
 
 def thread_env() -> dict[str, str]:
@@ -14,7 +25,5 @@ def thread_env() -> dict[str, str]:
     child's `OMP_NUM_THREADS` and `MKL_NUM_THREADS` are the parent's `torch.get_num_threads()` at the time of the call
     (a test may have changed it since start-up); torch in the child starts with that many threads.
     """
-    import torch
-
     threads = str(torch.get_num_threads())
     return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}

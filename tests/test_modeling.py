@@ -14,7 +14,7 @@ import textwrap
 
 import pytest
 import torch
-from helpers import TINY_BACKBONE, thread_env
+from helpers import TINY_BACKBONE, perturb, thread_env
 from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaForMaskedLM
 
@@ -24,15 +24,6 @@ from m2a_hf.modeling.modeling_m2a import _inject_adapters, _Router
 
 
 ATTRS = {"user": 7, "item": 5}
-
-
-def perturb(model: torch.nn.Module, scale: float = 0.05, seed: int = 0) -> None:
-    """Give every adapter (and the zero-initialised B matrices and value embeddings) non-zero values."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if ".m2a_" in name or "value_embeddings" in name:
-                param.add_(torch.randn(param.shape, generator=gen) * scale)
 
 
 @pytest.fixture(scope="module")
