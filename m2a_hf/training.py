@@ -51,7 +51,7 @@ from m2a_hf.evaluation import (  # noqa: F401 (re-exported)
     drop_attributes,
     evaluate_views,
 )
-from m2a_hf.hub import save_for_hub
+from m2a_hf.hub import hub_repo_id, push_final_model, save_for_hub
 from m2a_hf.io_utils import write_json_atomic
 from m2a_hf.labels import (
     class_indices_labels,
@@ -63,6 +63,8 @@ from m2a_hf.labels import (
 from m2a_hf.metrics import compute_metrics, metrics_by_seen
 from m2a_hf.modeling import M2AForSequenceClassification
 from m2a_hf.output_dir import (
+    STAGE1_MODULES,
+    STAGE1_RESULT,
     STAGE2_DIR,
     is_truthy_resume,
     prepare_output_dir,
@@ -256,7 +258,8 @@ def train_m2a(
     `metrics["stage2_dev_accuracy"]`). The test split is evaluated in both views after each stage. The output
     directory gets the model (weights, config, remote code), tokenizer, `attribute_vocab.json`, `metrics.json`, a
     model card (`README.md`) and `training_curves.png`, published atomically (`m2a_hf.output_dir`: `config.json`
-    last); every Trainer checkpoint carries the vocabulary (`m2a_hf.callbacks`).
+    last); every Trainer checkpoint carries the vocabulary (`m2a_hf.callbacks`). With `push_to_hub`, that complete
+    folder is then pushed to `hub_model_id` as one commit (`m2a_hf.hub.push_final_model`).
 
     An `output_dir` that already holds a run is refused unless `--overwrite_output_dir` or
     `training_args.resume_from_checkpoint` is given. A stage-1 checkpoint (`<output_dir>/checkpoint-*`) resumes stage
@@ -365,10 +368,12 @@ def train_m2a(
             training_args=training_args,
             dataset_name=data_args.dataset,
             base_model=backbone,
+            repo_id=hub_repo_id(training_args),
         )
         _write_json(folder / "metrics.json", metrics)
         _write_json(folder / "log_history.json", history)
         _plot(history, metrics, folder / "training_curves.png")
+    push_final_model(out, training_args)  # with --push_to_hub: the complete folder, main process only
     return TrainingResult(metrics, str(out), model, tokenizer, vocab, history, predictions)
 
 
@@ -390,10 +395,6 @@ def stage1_snapshot(trainer: Trainer) -> Stage1Snapshot:
     before = trainer.evaluate()["eval_accuracy"]
     state = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
     return Stage1Snapshot(before, state)
-
-
-STAGE1_RESULT = "stage1_result.json"
-STAGE1_MODULES = "stage1_modules.safetensors"
 
 
 def _save_stage1_result(
