@@ -100,6 +100,7 @@ def main() -> None:
         dataset_name=data_args.dataset,
         base_model=backbone,
         repo_id=hub_repo_id(args),
+        stage2=metrics["stage2_dev_accuracy"],
     )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     # --push_to_hub: the Trainer pushed only its own files; this pushes the complete folder (main process only)

@@ -369,6 +369,7 @@ def train_m2a(
             dataset_name=data_args.dataset,
             base_model=backbone,
             repo_id=hub_repo_id(training_args),
+            stage2=metrics.get("stage2_dev_accuracy", False),
         )
         _write_json(folder / "metrics.json", metrics)
         _write_json(folder / "log_history.json", history)
