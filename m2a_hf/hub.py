@@ -408,12 +408,20 @@ def upload_checkpoint_folder(
     )
 
 
-def hub_repo_id(training_args: Any) -> str | None:
+def _push_repo_name(training_args: Any) -> str | None:
     """The repository `Trainer` pushes to: `hub_model_id`, else the output folder's name (None without
-    `push_to_hub`)."""
+    `push_to_hub`); a name without namespace goes to the token owner's namespace."""
     if not getattr(training_args, "push_to_hub", False):
         return None
     return training_args.hub_model_id or Path(training_args.output_dir).absolute().name
+
+
+def hub_repo_id(training_args: Any) -> str | None:
+    """The full repo id a run with `push_to_hub` pushes to, for the card's usage snippets: `hub_model_id` when it
+    names its namespace (`"me/x"`). None without `push_to_hub`, or when the namespace is the token owner's and not
+    known before the push (`"x"`, or no `hub_model_id`): the card then shows a placeholder."""
+    name = _push_repo_name(training_args)
+    return name if name is not None and "/" in name else None
 
 
 def push_final_model(folder: str | os.PathLike, training_args: Any, *, commit_message: str = "End of training"):
@@ -434,7 +442,7 @@ def push_final_model(folder: str | os.PathLike, training_args: Any, *, commit_me
     Returns:
         The `CommitInfo` on the main process with `push_to_hub`, else None.
     """
-    repo_id = hub_repo_id(training_args)
+    repo_id = _push_repo_name(training_args)
     if repo_id is None:
         return None
     if getattr(training_args, "process_index", 0) != 0:

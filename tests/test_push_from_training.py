@@ -10,6 +10,7 @@ with `m2a_hf` blocked.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -88,9 +89,49 @@ def test_train_with_push_to_hub_publishes_a_loadable_repository(hub_endpoint, ti
     assert f'repo_id = "{REPO_ID}"' in card.text
     assert json.loads(hub_endpoint.read_file(REPO_ID, "config.json"))["attribute_vocab"] is not None
 
+    _assert_loads_like_local(hub_endpoint, REPO_ID, trained["logits"])
+
+
+def _assert_loads_like_local(hub_endpoint, repo_id: str, local_logits: list) -> None:
+    """`AutoModelForSequenceClassification.from_pretrained(repo_id, trust_remote_code=True)` from the stand-in, in a
+    process where `m2a_hf` cannot be imported, gives the local model's logits."""
+    fmt = {"repo": repo_id, "texts": TEXTS, "ids": ATTRIBUTE_IDS}
     loaded = read_result(run_with_hub(_LOAD.format(**fmt), hub_endpoint, block_m2a_hf=True))
     assert not loaded["m2a_hf_loaded"] and loaded["class"].startswith("transformers_modules")
-    torch.testing.assert_close(torch.tensor(loaded["logits"]), torch.tensor(trained["logits"]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(torch.tensor(loaded["logits"]), torch.tensor(local_logits), rtol=0, atol=1e-6)
+
+
+_EXAMPLE = """
+import runpy, sys, torch
+from transformers import AutoTokenizer
+from m2a_hf.modeling import M2AForSequenceClassification
+
+sys.argv = ["train_m2a.py", *{argv!r}]
+runpy.run_path({script!r}, run_name="__main__")
+model = M2AForSequenceClassification.from_pretrained({out!r}).eval()
+tok = AutoTokenizer.from_pretrained({out!r})
+with torch.no_grad():
+    logits = model(**tok({texts!r}, padding=True, return_tensors="pt"), attribute_ids=torch.tensor({ids!r})).logits
+emit({{"logits": logits.tolist()}})
+"""
+
+
+@pytest.mark.slow
+def test_example_script_with_push_to_hub_publishes_a_loadable_repository(hub_endpoint, tiny_backbone, tmp_path):
+    out = tmp_path / "example"
+    argv = [
+        *("--dataset synthetic --max_train_samples 32 --max_eval_samples 8 --max_length 32 --lora_rank 4").split(),
+        *("--max_steps 1 --per_device_train_batch_size 16 --eval_strategy steps --eval_steps 1").split(),
+        *("--save_strategy steps --save_steps 1 --disable_tqdm True --push_to_hub True").split(),
+        *("--hub_model_id", "me/example", "--backbone", tiny_backbone, "--output_dir", str(out)),
+    ]
+    script = str(Path(__file__).resolve().parents[1] / "examples" / "train_m2a.py")
+    fmt = {"argv": argv, "script": script, "out": str(out), "texts": TEXTS, "ids": ATTRIBUTE_IDS}
+    local = read_result(run_with_hub(_EXAMPLE.format(**fmt), hub_endpoint, timeout=600))
+    files = set(hub_endpoint.list_files("me/example"))
+    assert {"configuration_m2a.py", "modeling_m2a.py", "attribute_vocab.json", "README.md"} <= files
+    assert "training_args.bin" not in files
+    _assert_loads_like_local(hub_endpoint, "me/example", local["logits"])
 
 
 def _args(tmp_path, **overrides):
@@ -110,8 +151,9 @@ def test_push_final_model_only_on_the_main_process_and_only_with_push_to_hub(tmp
     """Neither case touches the Hub (no endpoint is running for this test): a call would raise a connection error."""
     assert push_final_model(tmp_path, _args(tmp_path, push_to_hub=False)) is None
     assert push_final_model(tmp_path, _args(tmp_path, process_index=1, hub_model_id=REPO_ID)) is None
-    assert hub_repo_id(_args(tmp_path)) == "my-run"  # as the Trainer: the output folder's name
+    # the card names the repo only when its namespace is known before the push ("x" goes to the token owner's)
     assert hub_repo_id(_args(tmp_path, hub_model_id=REPO_ID)) == REPO_ID
+    assert hub_repo_id(_args(tmp_path)) is None and hub_repo_id(_args(tmp_path, hub_model_id="x")) is None
     assert hub_repo_id(_args(tmp_path, push_to_hub=False, hub_model_id=REPO_ID)) is None
 
 
@@ -158,3 +200,7 @@ def test_push_final_model_honours_the_hub_arguments(hub_endpoint, final_folder, 
     assert "configuration_m2a.py" in files and "last-checkpoint/training_args.bin" in files
     assert not {"training_args.bin", "stage1_result.json"} & files
     assert hub_endpoint.commit_shas(repo)[-1] == second.oid
+
+    unnamed = push_final_model(final_folder, _args(tmp_path, hub_token="token-of-the-run"))  # no hub_model_id
+    assert "stand-in-user/my-run" in hub_endpoint.repo_ids()  # as the Trainer: the output folder's name
+    assert "configuration_m2a.py" in hub_endpoint.list_files("stand-in-user/my-run", revision=unnamed.oid)
