@@ -415,6 +415,11 @@ def _number(value: Any) -> str:
     return f"{float(value):.4g}"
 
 
+def _trains_kl(config: Any) -> bool:
+    """Whether the distillation term KL(NN ‖ NN†) was part of the loss: `kl_weight` > 0 under the joint policy."""
+    return float(_get(config, "kl_weight", 0.0) or 0.0) > 0 and _get(config, "training_policy") == "joint"
+
+
 def _procedure_lines(config: Any, stage2: bool | Mapping[str, Any] | None) -> list[str]:
     """What training actually did, from the config (and stage 2's outcome): one Markdown sentence per item."""
     policy = _get(config, "training_policy")
@@ -430,12 +435,9 @@ def _procedure_lines(config: Any, stage2: bool | Mapping[str, Any] | None) -> li
         + text.format(coarse_weight=_number(coarse_weight), coarse_prob=_number(coarse_prob), policy=policy)
         + "."
     ]
-    kl_weight = float(_get(config, "kl_weight", 0.0) or 0.0)
-    if kl_weight > 0 and policy == "joint":
-        temperature = _number(_get(config, "kl_temperature", 4.0))
-        lines.append(
-            f"Distillation: {_number(kl_weight)} × KL(fine ‖ coarse) at temperature {temperature} (β, `kl_weight`)."
-        )
+    if _trains_kl(config):
+        weight, temperature = _number(_get(config, "kl_weight")), _number(_get(config, "kl_temperature", 4.0))
+        lines.append(f"Distillation: {weight} × KL(fine ‖ coarse) at temperature {temperature} (β, `kl_weight`).")
     mlm_weight = float(_get(config, "mlm_weight", 0.0) or 0.0)
     if mlm_weight > 0:
         lines.append(f"Masked-LM auxiliary loss with weight {_number(mlm_weight)} (α, `mlm_weight`).")
@@ -517,8 +519,9 @@ def render_model_card(
         adapter_only: The repository holds `m2a_adapter_config.json` + `m2a_adapter_model.safetensors` (from
             `save_adapter`) rather than a full checkpoint: the usage section shows `from_adapter`.
         stage2: Whether the second stage (the unknown LoRAs alone) ran: False, True, or its outcome
-            (`train_stage2`'s `{"before", "after", "kept"}`); None leaves it unstated. The card's "Training procedure"
-            states this with the policy and loss weights of the config (distillation only when `kl_weight` > 0).
+            (`train_stage2`'s `{"before", "after", "kept"}`); None leaves it unstated. The card's "How this
+            checkpoint was trained" states it with the config's policy and loss weights (distillation only when it was
+            part of the loss: `kl_weight` > 0 under the joint policy).
         template_path: Another Jinja template (defaults to the packaged `model_card.md`).
     """
     config = _config_of(config_like)
@@ -567,10 +570,10 @@ def render_model_card(
         for row in rows
     ]
     model_rows = []
-    without_kl = not float(_get(config, "kl_weight", 0.0) or 0.0) > 0
+    trains_kl = _trains_kl(config)
     for key in MODEL_HYPERPARAMETER_KEYS:
         value = _get(config, key)
-        if without_kl and key in ("kl_weight", "kl_temperature"):  # no distillation term was trained
+        if not trains_kl and key in ("kl_weight", "kl_temperature"):  # no distillation term was trained
             continue
         if value is not None and value != []:
             model_rows.append((key, _cell(value)))

@@ -300,6 +300,7 @@ def test_card_states_the_training_configuration_actually_used(tiny):
     stochastic = _procedure(render_model_card(config, stage2={"before": 0.5, "after": 0.4, "kept": False}))
     assert "Training policy `stochastic`" in stochastic and "probability 0.5" in stochastic
     assert "Distillation" not in stochastic  # the KL term is part of the joint loss only
+    assert "kl_weight" not in render_model_card(config).text
     assert "No masked-LM auxiliary loss" in stochastic and "not kept" in stochastic and "0.5000 → 0.4000" in stochastic
     config.update(training_policy="joint")
     card = render_model_card(config, stage2=True)
