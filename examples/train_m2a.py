@@ -10,6 +10,9 @@ tokenizer, attribute vocabulary, metrics, model card).
     .venv/bin/python examples/train_m2a.py --dataset clothing --attribute_columns item,department \
         --output_dir outputs/example-m2a --num_train_epochs 2 --max_length 128 --lora_rank 8
 
+Add `--push_to_hub True --hub_model_id me/m2a-clothing` to publish the final folder (one commit, loadable with
+`trust_remote_code=True`).
+
 Every `TrainingArguments` flag works under its usual name; on several processes (two CPU processes here, or one per
 GPU) launch it with `torchrun --nproc_per_node 2 examples/train_m2a.py ... --use_cpu True` (drop `--use_cpu` on GPUs).
 `m2a-hf train` (`m2a_hf.training.train_m2a`) runs the
@@ -29,7 +32,7 @@ from transformers import AutoTokenizer, EarlyStoppingCallback, HfArgumentParser,
 from m2a_hf import M2AForSequenceClassification
 from m2a_hf.data import AttributeVocab, M2ADataCollator, prepare_dataset
 from m2a_hf.distributed import check_launch, is_main_process, wait_for_everyone
-from m2a_hf.hub import save_for_hub
+from m2a_hf.hub import hub_repo_id, push_final_model, save_for_hub
 from m2a_hf.metrics import compute_metrics
 from m2a_hf.training import (
     DataArguments,
@@ -104,8 +107,12 @@ def main() -> None:
         training_args=args,
         dataset_name=data_args.dataset,
         base_model=backbone,
+        repo_id=hub_repo_id(args),
+        stage2=metrics["stage2_dev_accuracy"],
     )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    # --push_to_hub: the Trainer pushed only its own files; this pushes the complete folder (main process only)
+    push_final_model(out, args)
     for view in ("fine", "coarse"):
         m = metrics["stage2"][view]
         scores = f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  RMSE {m['rmse']:.3f}"

@@ -276,13 +276,20 @@ def cmd_train(argv: list[str]) -> dict[str, Any]:
     result = train_m2a(model_args, data_args, training_args, procedure, data=data)
     rows = [(f"M2A ({view} view)", result.metrics["test"][view]) for view in ("fine", "coarse")]
     if procedure.baseline:
-        base_args = dataclasses.replace(training_args, output_dir=str(Path(training_args.output_dir) / "baseline"))
+        # the baseline is a comparison, not the model: its Trainer must not push a peft adapter into M2A's repo
+        base_args = dataclasses.replace(
+            training_args, output_dir=str(Path(training_args.output_dir) / "baseline"), push_to_hub=False
+        )
         base = train_baseline(model_args, data_args, base_args, procedure, data=data)
         rows.append(("LoRA baseline (no attributes)", base.metrics["test"]["iid"]))
         result.metrics["baseline"] = base.metrics
     if is_main_process(training_args):  # the other processes of a multi-process run print nothing
         _print_table(rows)
         print(f"\nsaved to {result.output_dir} (metrics.json, training_curves.png, README.md model card)")
+        if training_args.push_to_hub:
+            from m2a_hf.hub import hub_repo_id
+
+            print(f"pushed to the Hub repository {hub_repo_id(training_args)}")
     return result.metrics
 
 

@@ -1,14 +1,15 @@
-"""The batch collator: pads features, stacks ``attribute_ids`` and labels, and picks the MLM targets."""
+"""The batch collator: `DataCollatorWithPadding` for the token features, plus ``attribute_ids``, labels and the MLM
+targets."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from transformers import DataCollatorWithPadding
 
 from m2a_hf.values import to_integer
 
@@ -23,14 +24,14 @@ def _as_list(value: Any) -> list[Any]:
     return list(value)
 
 
-@dataclass
-class M2ADataCollator:
-    """Pads a list of features into a batch and picks the MLM targets.
+class M2ADataCollator(DataCollatorWithPadding):
+    """`transformers.DataCollatorWithPadding` for M2A: pads the token features, stacks ``attribute_ids`` and labels,
+    and picks the MLM targets.
 
     Returns a dict of tensors:
 
-    * ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when present): padded by ``tokenizer.pad``
-      (to the longest row, or a multiple of ``pad_to_multiple_of``);
+    * ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when present): padded by `DataCollatorWithPadding`
+      with its options (``padding``, ``max_length``, ``pad_to_multiple_of``);
     * ``attribute_ids``: ``LongTensor (batch, num_attributes)``, ``-1`` kept;
     * ``labels``: ``LongTensor (batch,)`` from ``labels`` (or ``label``) when the features have them;
     * ``mlm_labels`` (only when ``mlm_probability > 0``): ``LongTensor (batch, seq)``, ``-100`` everywhere except at
@@ -52,29 +53,48 @@ class M2ADataCollator:
     ``Trainer``/``set_seed``) unless ``seed`` is given, in which case the collator owns a generator seeded once.
 
     Args:
-        tokenizer: The tokenizer that produced the features (for ``pad`` and its special ids).
+        tokenizer: The tokenizer that produced the features (for padding and its special ids).
         mlm_probability: Fraction of eligible tokens to predict; 0 disables ``mlm_labels``.
         pad_to_multiple_of: Pad the sequence length to a multiple of this.
         seed: Seed of the collator's own generator.
+        padding: `DataCollatorWithPadding`'s ``padding``: ``True``/``"longest"`` (default), ``"max_length"`` (with
+            ``max_length``) or ``False``.
+        max_length: Length to pad to with ``padding="max_length"``.
+        return_tensors: Only ``"pt"`` (the MLM targets are torch tensors).
 
     Raises:
-        ValueError: On a bad ``mlm_probability``, an empty batch, or inconsistent features (the index is named).
+        ValueError: On a bad ``mlm_probability``, ``pad_to_multiple_of`` or ``return_tensors``, an empty batch, or
+            inconsistent features (the index is named).
     """
 
-    tokenizer: Any
-    mlm_probability: float = 0.15
-    pad_to_multiple_of: int | None = None
-    seed: int | None = None
-    _generator: torch.Generator | None = field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.mlm_probability, bool) or not 0.0 <= float(self.mlm_probability) <= 1.0:
-            raise ValueError(f"mlm_probability must be in [0, 1], got {self.mlm_probability!r}.")
-        if self.pad_to_multiple_of is not None and (
-            not isinstance(self.pad_to_multiple_of, int) or self.pad_to_multiple_of < 1
-        ):
+    def __init__(
+        self,
+        tokenizer: Any,
+        mlm_probability: float = 0.15,
+        pad_to_multiple_of: int | None = None,
+        seed: int | None = None,
+        *,
+        padding: bool | str = True,
+        max_length: int | None = None,
+        return_tensors: str = "pt",
+    ) -> None:
+        super().__init__(
+            tokenizer,
+            padding=padding,
+            max_length=max_length,
+            pad_to_multiple_of=pad_to_multiple_of,
+            return_tensors=return_tensors,
+        )
+        self.mlm_probability = mlm_probability
+        self.seed = seed
+        self._generator: torch.Generator | None = None
+        if isinstance(mlm_probability, bool) or not 0.0 <= float(mlm_probability) <= 1.0:
+            raise ValueError(f"mlm_probability must be in [0, 1], got {mlm_probability!r}.")
+        if pad_to_multiple_of is not None and (not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1):
+            raise ValueError(f"pad_to_multiple_of must be a positive integer or None, got {pad_to_multiple_of!r}.")
+        if return_tensors != "pt":
             raise ValueError(
-                f"pad_to_multiple_of must be a positive integer or None, got {self.pad_to_multiple_of!r}."
+                f"return_tensors must be 'pt' (the MLM targets are torch tensors), got {return_tensors!r}."
             )
         if getattr(self.tokenizer, "pad_token", "") is None and getattr(self.tokenizer, "eos_token", None) is not None:
             logger.warning(
@@ -82,8 +102,15 @@ class M2ADataCollator:
                 self.tokenizer.eos_token,
             )
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        if self.seed is not None:
-            self._generator = torch.Generator().manual_seed(int(self.seed))
+        if seed is not None:
+            self._generator = torch.Generator().manual_seed(int(seed))
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(tokenizer={type(self.tokenizer).__name__}, mlm_probability={self.mlm_probability}, "
+            f"padding={self.padding!r}, max_length={self.max_length}, pad_to_multiple_of={self.pad_to_multiple_of}, "
+            f"seed={self.seed})"
+        )
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         features = list(features)
@@ -100,13 +127,9 @@ class M2ADataCollator:
             for index, feature in enumerate(features):
                 if key not in feature:
                     raise ValueError(f"feature {index} has no {key!r} but feature 0 has.")
-        padded = self.tokenizer.pad(
-            [{key: _as_list(feature[key]) for key in present} for feature in features],
-            padding=True,
-            pad_to_multiple_of=self.pad_to_multiple_of,
-            return_tensors="pt",
-        )
-        batch: dict[str, torch.Tensor] = {key: padded[key] for key in padded}
+        # DataCollatorWithPadding pads the token features; attributes and labels are checked and stacked below
+        padded = super().__call__([{key: _as_list(feature[key]) for key in present} for feature in features])
+        batch: dict[str, torch.Tensor] = dict(padded)
 
         attribute_ids = self._stack_attribute_ids(features)
         if attribute_ids is not None:

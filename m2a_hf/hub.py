@@ -1,6 +1,8 @@
 """Hub integration: a complete, pipeline-ready repository folder, pushing it, and the attribute-aware pipeline.
 
 - `save_for_hub` / `push_m2a_to_hub` / `push_adapter_to_hub` / `push_checkpoint`: a complete repository in one commit.
+- `push_final_model`: the end of a training run with `push_to_hub` (`train_m2a`, the examples) pushes its complete
+  final folder (`upload_checkpoint_folder`), not only the Trainer's files.
 - `register_m2a_pipeline` / `load_pipeline`: `M2ATextClassificationPipeline` in this process. Saved checkpoints need
   neither: `save_pretrained` writes `custom_pipelines` (and the attribute vocabulary) into `config.json`, so
   `transformers.pipeline(model=folder, trust_remote_code=True)` works without `m2a_hf` installed.
@@ -13,6 +15,8 @@ here.
 
 from __future__ import annotations
 
+import fnmatch
+import glob
 import importlib
 import json
 import logging
@@ -43,6 +47,7 @@ from m2a_hf.model_card import (
     render_model_card,
     save_model_card,
 )
+from m2a_hf.output_dir import MODEL_MARKERS, STAGE1_MODULES, STAGE1_RESULT, WEIGHT_PATTERNS
 
 
 logger = logging.getLogger(__name__)
@@ -311,10 +316,17 @@ def load_pipeline(
 
 
 def push_checkpoint(
-    model_path: str | os.PathLike, repo_id: str, *, adapter_only: bool = False, private: bool = False
+    model_path: str | os.PathLike,
+    repo_id: str,
+    *,
+    adapter_only: bool = False,
+    private: bool = False,
+    token: str | None = None,
+    revision: str | None = None,
 ) -> str:
     """Upload a checkpoint folder written by training (already Hub-ready: weights, remote code, tokenizer, vocabulary,
-    card) as one commit, or only its adapter (`adapter_only`). Returns the repository URL."""
+    card) as one commit (`upload_checkpoint_folder`), or only its adapter (`adapter_only`). Returns the repository
+    URL."""
     from huggingface_hub import HfApi
 
     from m2a_hf.modeling import M2AForSequenceClassification
@@ -326,17 +338,125 @@ def push_checkpoint(
         model = M2AForSequenceClassification.from_pretrained(str(model_path))
         vocab = model_path / _pipeline_module().ATTRIBUTE_VOCAB_NAME
         attribute_vocab = json.loads(vocab.read_text()) if vocab.is_file() else None
-        push_adapter_to_hub(model, repo_id, attribute_vocab=attribute_vocab, private=private)
-    else:
-        api = HfApi()
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        api.upload_folder(
-            folder_path=str(model_path),
-            repo_id=repo_id,
-            commit_message="Upload M2A model",
-            ignore_patterns=PUSH_IGNORE_PATTERNS,
+        push_adapter_to_hub(
+            model, repo_id, attribute_vocab=attribute_vocab, private=private, token=token, revision=revision
         )
-    return f"{HfApi().endpoint}/{repo_id}"
+    else:
+        upload_checkpoint_folder(model_path, repo_id, private=private, token=token, revision=revision)
+    return f"{HfApi(token=token).endpoint}/{repo_id}"
+
+
+# Root-level files an earlier push of the same repository may have left that are not part of a final model: what never
+# goes to the Hub (the Trainer's `training_args.bin`), the bookkeeping that stage 2's Trainer pushes from its folder,
+# and weights or markers of another save format (a stray `adapter_config.json` makes the Hub take the repo for a peft
+# adapter).
+STALE_PUSH_PATTERNS = [*PUSH_IGNORE_PATTERNS, STAGE1_RESULT, STAGE1_MODULES, *WEIGHT_PATTERNS, *MODEL_MARKERS]
+
+
+def _stale_remote_files(api: Any, repo_id: str, revision: str | None, uploaded: set[str]) -> list[str]:
+    """The repository's root-level files matching `STALE_PUSH_PATTERNS` that the new commit does not upload.
+
+    Folders are never touched: the checkpoints `hub_strategy="checkpoint"` (`last-checkpoint/`) or
+    `"all_checkpoints"` (`checkpoint-*/`) pushed stay, to resume from.
+    """
+    remote = api.list_repo_files(repo_id, revision=revision)
+    return [
+        path
+        for path in remote
+        if "/" not in path
+        and path not in uploaded
+        and path != ".gitattributes"
+        and any(fnmatch.fnmatchcase(path, pattern) for pattern in STALE_PUSH_PATTERNS)
+    ]
+
+
+def upload_checkpoint_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    revision: str | None = None,
+    commit_message: str = "Upload M2A model",
+):
+    """Create the repo (if needed) and upload a Hub-ready checkpoint folder, minus `PUSH_IGNORE_PATTERNS`, as one
+    commit. The same commit deletes the root-level leftovers of earlier pushes (`STALE_PUSH_PATTERNS`: e.g. the
+    `training_args.bin` the Trainer pushed during training), so the branch holds exactly this model.
+
+    Returns the `CommitInfo`; its `oid` is the commit sha to pin with `revision=`.
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import filter_repo_objects
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a saved M2A checkpoint (no config.json).")
+    api = HfApi(token=token)
+    repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
+    local = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+    uploaded = set(filter_repo_objects(local, ignore_patterns=PUSH_IGNORE_PATTERNS))
+    stale = _stale_remote_files(api, repo_url.repo_id, revision, uploaded)
+    if stale:
+        logger.info("Deleting leftovers of earlier pushes from %s: %s", repo_url.repo_id, stale)
+    return api.upload_folder(
+        repo_id=repo_url.repo_id,
+        folder_path=str(folder),
+        commit_message=commit_message,
+        revision=revision,
+        ignore_patterns=PUSH_IGNORE_PATTERNS,
+        delete_patterns=[glob.escape(path) for path in stale] or None,
+    )
+
+
+def _push_repo_name(training_args: Any) -> str | None:
+    """The repository `Trainer` pushes to: `hub_model_id`, else the output folder's name (None without
+    `push_to_hub`); a name without namespace goes to the token owner's namespace."""
+    if not getattr(training_args, "push_to_hub", False):
+        return None
+    return training_args.hub_model_id or Path(training_args.output_dir).absolute().name
+
+
+def hub_repo_id(training_args: Any) -> str | None:
+    """The full repo id a run with `push_to_hub` pushes to, for the card's usage snippets: `hub_model_id` when it
+    names its namespace (`"me/x"`). None without `push_to_hub`, or when the namespace is the token owner's and not
+    known before the push (`"x"`, or no `hub_model_id`): the card then shows a placeholder."""
+    name = _push_repo_name(training_args)
+    return name if name is not None and "/" in name else None
+
+
+def push_final_model(folder: str | os.PathLike, training_args: Any, *, commit_message: str = "End of training"):
+    """Push the final model written by training when `training_args.push_to_hub` is set, on the main process only.
+
+    The Trainer's own pushes carry only `config.json`, the weights, the tokenizer and `training_args.bin`: without
+    the remote code such a repository does not load. This uploads the complete folder `save_for_hub` wrote (remote
+    code, attribute vocabulary, card with the final metrics) as one commit (`upload_checkpoint_folder`), honouring
+    `hub_model_id` (default: the output folder's name), `hub_token`, `hub_private_repo` (when the repo is created)
+    and `hub_revision`. Every `hub_strategy` ends with this push (`"end"` pushes nothing before it); the checkpoint
+    folders `"checkpoint"` / `"all_checkpoints"` pushed are kept.
+
+    Args:
+        folder: The final, complete output folder (e.g. `training_args.output_dir` after `train_m2a` saved it).
+        training_args: The run's `TrainingArguments`.
+        commit_message: The commit's title.
+
+    Returns:
+        The `CommitInfo` on the main process with `push_to_hub`, else None.
+    """
+    repo_id = _push_repo_name(training_args)
+    if repo_id is None:
+        return None
+    if getattr(training_args, "process_index", 0) != 0:
+        return None
+    commit = upload_checkpoint_folder(
+        folder,
+        repo_id,
+        private=getattr(training_args, "hub_private_repo", None),
+        token=getattr(training_args, "hub_token", None),
+        revision=getattr(training_args, "hub_revision", None),
+        commit_message=commit_message,
+    )
+    logger.info("Final model pushed to %s (commit %s)", commit.commit_url, commit.oid)
+    return commit
 
 
 __all__ = [
@@ -347,21 +467,25 @@ __all__ = [
     "MODEL_HYPERPARAMETER_KEYS",
     "PIPELINE_TASK_IN_PROCESS",
     "REMOTE_CODE_TAGS",
+    "STALE_PUSH_PATTERNS",
     "SUBSET_LABELS",
     "TRAINING_ARGUMENT_KEYS",
     "VIEW_LABELS",
     "M2AModelCardCallback",
     "attribute_vocab_dict",
     "build_card_data",
+    "hub_repo_id",
     "load_pipeline",
     "make_pipeline_ready",
     "normalise_metrics",
     "push_adapter_to_hub",
     "push_checkpoint",
+    "push_final_model",
     "push_m2a_to_hub",
     "register_m2a_pipeline",
     "render_model_card",
     "save_for_hub",
     "save_model_card",
+    "upload_checkpoint_folder",
     "write_attribute_vocab",
 ]

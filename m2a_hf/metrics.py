@@ -1,10 +1,13 @@
-"""Classification metrics for M2A (numpy only, no Hub access).
+"""Classification metrics for M2A, computed by the `m2a_classification` evaluate metric shipped with the package.
 
-``evaluate.load("accuracy")`` fetches its script from the Hub and fails offline, so the metrics the paper reports
-are computed here: accuracy, RMSE between the predicted and true ratings (labels are ``rating - 1``, so the offset
-cancels) and macro-F1. :func:`compute_metrics` plugs into ``Trainer(compute_metrics=...)``;
-:func:`metrics_by_seen` reports the same metrics separately for samples whose attribute values were / were not seen
-in training.
+The formulas (accuracy, RMSE between the predicted and true ratings, macro-F1, and the split by seen / unseen
+attribute values) live in one place, the self-contained metric module
+`m2a_hf/evaluate_metrics/m2a_classification/m2a_classification.py`, which `evaluate.load(M2A_CLASSIFICATION_PATH)`
+loads offline and which can be pushed to the Hub as a metric Space. This module imports it (on first use: `evaluate`
+is a heavy import) and adds what the Trainer needs: :func:`compute_metrics` plugs into
+``Trainer(compute_metrics=...)`` and computes through the metric's ``compute``; :func:`metrics_by_seen` reports the
+same metrics separately for samples whose attribute values were / were not seen in training;
+:func:`seen_mask_from_attribute_ids` says which those are.
 
 Example:
     >>> classification_metrics([0, 1, 2, 2], [0, 1, 1, 2])
@@ -13,11 +16,16 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from m2a_hf.evaluate_metrics import M2A_CLASSIFICATION_PATH
 
 
 logger = logging.getLogger(__name__)
@@ -25,128 +33,54 @@ logger = logging.getLogger(__name__)
 ArrayLike = Sequence[Any] | np.ndarray
 
 
-def _to_numpy(values: Any) -> np.ndarray:
-    """Converts lists, numpy arrays and (CPU or GPU) torch tensors to a numpy array."""
-    if hasattr(values, "detach"):  # torch.Tensor, without importing torch
-        values = values.detach().cpu().numpy()
-    return np.asarray(values)
+@functools.cache
+def metric_module() -> ModuleType:
+    """The `m2a_classification` metric module (the formulas), imported once."""
+    return importlib.import_module("m2a_hf.evaluate_metrics.m2a_classification.m2a_classification")
 
 
-def _as_predictions(preds: Any, name: str = "preds") -> np.ndarray:
-    """Class ids from ids ``(n,)`` or from logits ``(n, num_classes)`` (argmax over the last axis)."""
-    array = _to_numpy(preds)
-    if array.ndim == 2:
-        return array.argmax(axis=-1)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be class ids (n,) or logits (n, num_classes), got shape {array.shape}.")
-    return array
-
-
-def _check_pair(preds: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
-    predictions = _as_predictions(preds)
-    targets = _to_numpy(labels)
-    if targets.ndim != 1:
-        raise ValueError(f"labels must be a 1-D array of class ids, got shape {targets.shape}.")
-    if predictions.shape[0] != targets.shape[0]:
-        raise ValueError(f"preds has {predictions.shape[0]} samples but labels has {targets.shape[0]}.")
-    if targets.shape[0] == 0:
-        raise ValueError("cannot compute a metric on zero samples.")
-    return predictions, targets
+@functools.cache
+def load_metric() -> Any:
+    """The `m2a_classification` `evaluate.Metric`, kept in memory (no cache files, so processes never share one)."""
+    return metric_module().M2aClassification(keep_in_memory=True)
 
 
 def accuracy(preds: ArrayLike, labels: ArrayLike) -> float:
-    """Fraction of exact matches.
-
-    Args:
-        preds: Predicted class ids ``(n,)`` or logits ``(n, num_classes)``.
-        labels: True class ids ``(n,)``.
-
-    Returns:
-        Accuracy in ``[0, 1]``.
+    """Fraction of exact matches (`preds`: class ids `(n,)` or logits `(n, num_classes)`; `labels`: class ids).
 
     Raises:
         ValueError: On mismatched lengths, bad shapes or no samples.
     """
-    predictions, targets = _check_pair(preds, labels)
-    return float(np.mean(predictions == targets))
+    return metric_module().accuracy(preds, labels)
 
 
 def rmse(preds: ArrayLike, labels: ArrayLike) -> float:
-    """Root mean squared error between predicted and true ratings.
-
-    Class ids are treated as ordinal ratings; since labels are ``rating - 1`` the offset cancels. (The reference
-    code logs the MSE; the paper reports this RMSE.)
-
-    Args:
-        preds: Predicted class ids ``(n,)`` or logits ``(n, num_classes)``.
-        labels: True class ids ``(n,)``.
-
-    Returns:
-        The RMSE.
+    """Root mean squared error between predicted and true ratings (class ids; labels are `rating - 1`, so the offset
+    cancels). The reference code logs the MSE; the paper reports this RMSE.
 
     Raises:
         ValueError: On mismatched lengths, bad shapes or no samples.
     """
-    predictions, targets = _check_pair(preds, labels)
-    diff = predictions.astype(np.float64) - targets.astype(np.float64)
-    return float(np.sqrt(np.mean(diff * diff)))
+    return metric_module().rmse(preds, labels)
 
 
 def macro_f1(preds: ArrayLike, labels: ArrayLike, num_labels: int | None = None) -> float:
-    """Unweighted mean of the per-class F1 scores.
-
-    The classes are ``0..num_labels-1`` when ``num_labels`` is given (a class absent from both ``preds`` and
-    ``labels`` then scores 0, as sklearn's ``f1_score(labels=range(num_labels), average="macro")``), else the
-    classes present in ``preds`` or ``labels`` (sklearn's default). A class with no true and no predicted sample, or
-    with zero precision and recall, scores 0.
-
-    Args:
-        preds: Predicted class ids ``(n,)`` or logits ``(n, num_classes)``.
-        labels: True class ids ``(n,)``.
-        num_labels: Number of classes, if known.
-
-    Returns:
-        Macro-F1 in ``[0, 1]``.
+    """Unweighted mean of the per-class F1 scores; with ``num_labels`` over the classes ``0..num_labels-1`` (as
+    sklearn's ``f1_score(labels=range(num_labels), average="macro")``), else over the classes present.
 
     Raises:
         ValueError: On mismatched lengths, bad shapes, no samples or a bad ``num_labels``.
     """
-    predictions, targets = _check_pair(preds, labels)
-    if num_labels is None:
-        classes = np.union1d(np.unique(predictions), np.unique(targets))
-    else:
-        if isinstance(num_labels, bool) or not isinstance(num_labels, int | np.integer) or num_labels < 1:
-            raise ValueError(f"num_labels must be a positive integer, got {num_labels!r}.")
-        classes = np.arange(int(num_labels))
-    # one-vs-rest counts for every class at once: (num_classes, n) comparisons
-    is_pred = predictions[None, :] == classes[:, None]
-    is_true = targets[None, :] == classes[:, None]
-    true_pos = np.sum(is_pred & is_true, axis=1).astype(np.float64)
-    denominator = is_pred.sum(axis=1) + is_true.sum(axis=1)  # 2TP + FP + FN
-    f1 = np.divide(2.0 * true_pos, denominator, out=np.zeros_like(true_pos), where=denominator > 0)
-    return float(np.mean(f1))
+    return metric_module().macro_f1(preds, labels, num_labels=num_labels)
 
 
 def classification_metrics(preds: ArrayLike, labels: ArrayLike, num_labels: int | None = None) -> dict[str, float]:
-    """Accuracy, macro-F1 and RMSE in one dict.
-
-    Args:
-        preds: Predicted class ids ``(n,)`` or logits ``(n, num_classes)``.
-        labels: True class ids ``(n,)``.
-        num_labels: Number of classes for :func:`macro_f1`.
-
-    Returns:
-        ``{"accuracy": ..., "macro_f1": ..., "rmse": ...}``.
-    """
-    return {
-        "accuracy": accuracy(preds, labels),
-        "macro_f1": macro_f1(preds, labels, num_labels=num_labels),
-        "rmse": rmse(preds, labels),
-    }
+    """``{"accuracy", "macro_f1", "rmse"}`` of ``preds`` (class ids or logits) against ``labels``."""
+    return metric_module().classification_metrics(preds, labels, num_labels=num_labels)
 
 
 def compute_metrics(eval_pred: Any) -> dict[str, float]:
-    """``Trainer(compute_metrics=compute_metrics)``: :func:`classification_metrics` of the argmax of the logits.
+    """``Trainer(compute_metrics=compute_metrics)``: the `m2a_classification` metric of the argmax of the logits.
 
     Args:
         eval_pred: An ``EvalPrediction`` or a ``(predictions, label_ids)`` pair. ``predictions`` may be a tuple (the
@@ -171,7 +105,8 @@ def compute_metrics(eval_pred: Any) -> dict[str, float]:
         label_ids = label_ids[0]
     if label_ids is None:
         raise ValueError("compute_metrics got no label_ids; the evaluation data must have 'labels'.")
-    return classification_metrics(predictions, label_ids)
+    predictions, label_ids = metric_module().check_pair(predictions, label_ids)  # this module's errors, not evaluate's
+    return load_metric().compute(predictions=predictions, references=label_ids)
 
 
 def metrics_by_seen(
@@ -193,24 +128,7 @@ def metrics_by_seen(
     Raises:
         ValueError: If the lengths differ or ``seen_mask`` is not 1-D.
     """
-    predictions, targets = _check_pair(preds, labels)
-    mask = _to_numpy(seen_mask)
-    if mask.ndim != 1 or mask.shape[0] != targets.shape[0]:
-        raise ValueError(f"seen_mask must have shape ({targets.shape[0]},), got {mask.shape}.")
-    mask = mask.astype(bool)
-    result: dict[str, float | int | None] = {
-        f"{prefix}{key}": value for key, value in classification_metrics(predictions, targets).items()
-    }
-    for group, selector in (("seen", mask), ("unseen", ~mask)):
-        count = int(selector.sum())
-        if count:
-            group_metrics: dict[str, float | None] = classification_metrics(predictions[selector], targets[selector])
-        else:
-            group_metrics = dict.fromkeys(("accuracy", "macro_f1", "rmse"))
-        for key, value in group_metrics.items():
-            result[f"{prefix}{group}_{key}"] = value
-        result[f"{prefix}{group}_count"] = count
-    return result
+    return metric_module().metrics_by_seen(preds, labels, seen_mask, prefix=prefix)
 
 
 def seen_mask_from_attribute_ids(
@@ -231,7 +149,7 @@ def seen_mask_from_attribute_ids(
     Raises:
         ValueError: On a bad shape or an index out of range.
     """
-    ids = _to_numpy(attribute_ids)
+    ids = metric_module().to_numpy(attribute_ids)
     if ids.ndim == 1:
         ids = ids[:, None]
     if ids.ndim != 2:
@@ -252,10 +170,13 @@ def seen_mask_from_attribute_ids(
 
 
 __all__ = [
+    "M2A_CLASSIFICATION_PATH",
     "accuracy",
     "classification_metrics",
     "compute_metrics",
+    "load_metric",
     "macro_f1",
+    "metric_module",
     "metrics_by_seen",
     "rmse",
     "seen_mask_from_attribute_ids",

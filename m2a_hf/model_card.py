@@ -21,12 +21,13 @@ import json
 import logging
 import numbers
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from transformers import TrainerCallback
 
 from m2a_hf.backbones import default_backbone
@@ -121,7 +122,7 @@ MODEL_HYPERPARAMETER_KEYS = (
     "stochastic_coarse_prob",
     "full_finetune",
 )
-_REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_DATA_FILE_SUFFIXES = {".csv", ".tsv", ".txt", ".json", ".jsonl", ".parquet", ".arrow", ".xlsx", ".xls"}
 CARD_NAME = "README.md"
 
 
@@ -138,6 +139,18 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _is_count(metric: str) -> bool:
+    """Sample counts (`seen_count`, `num_samples`, ...) describe the evaluation data; they are not quality metrics."""
+    return metric == "count" or metric.endswith("_count") or metric.startswith("num_")
+
+
+def _split_subset(key: str) -> tuple[str | None, str]:
+    for name in SUBSET_LABELS:
+        if key.startswith(name + "_"):
+            return name, key[len(name) + 1 :]
+    return None, key
+
+
 def _parse_flat_key(key: str, default_view: str) -> tuple[str, str | None, str] | None:
     for prefix in _METRIC_PREFIXES:
         if key.startswith(prefix):
@@ -148,18 +161,17 @@ def _parse_flat_key(key: str, default_view: str) -> tuple[str, str | None, str] 
         if key.startswith(name + "_"):
             view, key = name, key[len(name) + 1 :]
             break
-    subset = None
-    for name in SUBSET_LABELS:
-        if key.startswith(name + "_"):
-            subset, key = name, key[len(name) + 1 :]
-            break
-    if not key or key in _NOT_METRICS:
+    subset, key = _split_subset(key)
+    if not key or key in _NOT_METRICS or _is_count(key):
         return None
     return view, subset, key
 
 
 def normalise_metrics(metrics: Mapping[str, Any] | None, default_view: str = "fine") -> list[_Result]:
-    """Flatten the accepted `metrics` shapes (see the module docstring) into (view, subset, metric, value) rows."""
+    """Flatten the accepted `metrics` shapes (see the module docstring) into (view, subset, metric, value) rows.
+
+    Sample counts (`seen_count`, `unseen_count`, any `*_count`) and Trainer bookkeeping (`eval_runtime`, ...) are not
+    metrics and give no row; `seen_`/`unseen_` prefixes become the subset in both shapes."""
     if not metrics:
         return []
     if not isinstance(metrics, Mapping):
@@ -173,11 +185,13 @@ def normalise_metrics(metrics: Mapping[str, Any] | None, default_view: str = "fi
         elif isinstance(value, Mapping):
             view = str(key)
             for inner_key, inner in value.items():
-                if _is_number(inner):
-                    rows.append(_Result(view, None, str(inner_key), float(inner)))
+                if _is_number(inner):  # `metrics_by_seen`'s keys: `accuracy`, `seen_accuracy`, `seen_count`, ...
+                    subset, metric = _split_subset(str(inner_key))
+                    if metric and metric not in _NOT_METRICS and not _is_count(metric):
+                        rows.append(_Result(view, subset, metric, float(inner)))
                 elif isinstance(inner, Mapping):
                     for metric, number in inner.items():
-                        if _is_number(number):
+                        if _is_number(number) and not _is_count(str(metric)):
                             rows.append(_Result(view, str(inner_key), str(metric), float(number)))
         else:
             logger.debug("metric %r ignored on the model card (value %r is not a number)", key, value)
@@ -245,10 +259,15 @@ def build_card_data(
     """
     dataset_ids = _as_list(datasets)
     if base_model is not None and not _looks_like_repo_id(base_model):
-        logger.warning("`base_model` %r is not a Hub repo id; it is left out of the card metadata.", base_model)
+        logger.warning(
+            "`base_model` %r is not a Hub repo id (`name` or `namespace/name`, not a local path); it is left out of "
+            "the card metadata.",
+            base_model,
+        )
         base_model = None
     rows = normalise_metrics(metrics, default_view=default_view)
-    dataset_type = dataset_ids[0] if dataset_ids else (dataset_name or "custom")
+    dataset_name, dataset_type = _dataset_for_card(dataset_name)
+    dataset_type = dataset_ids[0] if dataset_ids else dataset_type
     eval_results = [
         EvalResult(
             task_type="text-classification",
@@ -282,7 +301,27 @@ def build_card_data(
 
 
 def _looks_like_repo_id(value: str) -> bool:
-    return bool(_REPO_ID_RE.match(value)) and not os.path.exists(value)
+    """A Hub repo id as the Hub validates it, canonical (`bert-base-uncased`) or namespaced (`org/name`), that is not
+    an existing local path."""
+    if not isinstance(value, str) or os.path.exists(os.path.expanduser(value)):
+        return False
+    try:
+        validate_repo_id(value)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _dataset_for_card(dataset_name: str | None) -> tuple[str | None, str]:
+    """The card's dataset name and `dataset.type`: a named dataset (or Hub id) is both; a local file or folder is
+    shown by its file name and typed `"custom"` (a path means nothing on the Hub and may reveal the author's
+    machine)."""
+    if not dataset_name:
+        return None, "custom"
+    name = str(dataset_name)
+    if _looks_like_repo_id(name) and Path(name).suffix.lower() not in _DATA_FILE_SUFFIXES:
+        return name, name
+    return Path(name).name or name, "custom"
 
 
 def _known_local_backbone(path: str) -> str | None:
@@ -363,6 +402,64 @@ def _training_rows(training_args: Any) -> list[tuple[str, str]]:
     return rows
 
 
+_POLICY_TEXT = {
+    "joint": "every step trains both views on every sample: the fine view's loss plus {coarse_weight} × the coarse "
+    "view's (λ, `coarse_weight`)",
+    "stochastic": "every step routes each sample to one view, the coarse one with probability {coarse_prob}",
+    "fine": "only the fine (attribute-aware) view is trained",
+    "coarse": "only the coarse (attribute-free) view is trained",
+}
+
+
+def _number(value: Any) -> str:
+    return f"{float(value):.4g}"
+
+
+def _trains_kl(config: Any) -> bool:
+    """Whether the distillation term KL(NN ‖ NN†) was part of the loss: `kl_weight` > 0 under the joint policy."""
+    return float(_get(config, "kl_weight", 0.0) or 0.0) > 0 and _get(config, "training_policy") == "joint"
+
+
+def _procedure_lines(config: Any, stage2: bool | Mapping[str, Any] | None) -> list[str]:
+    """What training actually did, from the config (and stage 2's outcome): one Markdown sentence per item."""
+    policy = _get(config, "training_policy")
+    if policy is None:
+        return []
+    coarse_weight = float(_get(config, "coarse_weight", 0.5) or 0.0)
+    coarse_prob = _get(config, "stochastic_coarse_prob")
+    if coarse_prob is None:
+        coarse_prob = coarse_weight / (1.0 + coarse_weight)
+    text = _POLICY_TEXT.get(policy, "training policy `{policy}`")
+    lines = [
+        f"Training policy `{policy}`: "
+        + text.format(coarse_weight=_number(coarse_weight), coarse_prob=_number(coarse_prob), policy=policy)
+        + "."
+    ]
+    if _trains_kl(config):
+        weight, temperature = _number(_get(config, "kl_weight")), _number(_get(config, "kl_temperature", 4.0))
+        lines.append(f"Distillation: {weight} × KL(fine ‖ coarse) at temperature {temperature} (β, `kl_weight`).")
+    mlm_weight = float(_get(config, "mlm_weight", 0.0) or 0.0)
+    if mlm_weight > 0:
+        lines.append(f"Masked-LM auxiliary loss with weight {_number(mlm_weight)} (α, `mlm_weight`).")
+    else:
+        lines.append("No masked-LM auxiliary loss (`mlm_weight` = 0).")
+    if stage2 is False:
+        lines.append("No second stage (the unknown LoRAs trained alone) was run.")
+    elif stage2:
+        line = "Second stage: the unknown LoRAs alone, on the coarse view"
+        if isinstance(stage2, Mapping) and "kept" in stage2:
+            before, after = stage2.get("before"), stage2.get("after")
+            score = (
+                f" (attribute-free dev accuracy {before:.4f} → {after:.4f})"
+                if _is_number(before) and _is_number(after)
+                else ""
+            )
+            outcome = "kept" if stage2["kept"] else "not kept: no gain, the first-stage values were restored"
+            line += f"; {outcome}{score}"
+        lines.append(line + ".")
+    return lines
+
+
 def _template_path() -> Path:
     """The card template: packaged (`m2a_hf/templates/model_card.md`) or, in a source checkout, `hub_cards/`."""
     candidates: list[Path] = []
@@ -397,6 +494,7 @@ def render_model_card(
     language: str | Sequence[str] | None = None,
     tags: Sequence[str] | None = None,
     adapter_only: bool = False,
+    stage2: bool | Mapping[str, Any] | None = None,
     template_path: str | os.PathLike | None = None,
 ) -> ModelCard:
     """Render the M2A model card (metadata + body) for a model, config, config dict or checkpoint folder.
@@ -420,9 +518,14 @@ def render_model_card(
         tags: Extra tags.
         adapter_only: The repository holds `m2a_adapter_config.json` + `m2a_adapter_model.safetensors` (from
             `save_adapter`) rather than a full checkpoint: the usage section shows `from_adapter`.
+        stage2: Whether the second stage (the unknown LoRAs alone) ran: False, True, or its outcome
+            (`train_stage2`'s `{"before", "after", "kept"}`); None leaves it unstated. The card's "How this
+            checkpoint was trained" states it with the config's policy and loss weights (distillation only when it was
+            part of the loss: `kl_weight` > 0 under the joint policy).
         template_path: Another Jinja template (defaults to the packaged `model_card.md`).
     """
     config = _config_of(config_like)
+    dataset_name, _ = _dataset_for_card(dataset_name)  # a local path is shown by its file name only
     attributes = _attributes_of(config)
     labels = _labels_of(config)
     if base_model is None:
@@ -467,8 +570,11 @@ def render_model_card(
         for row in rows
     ]
     model_rows = []
+    trains_kl = _trains_kl(config)
     for key in MODEL_HYPERPARAMETER_KEYS:
         value = _get(config, key)
+        if not trains_kl and key in ("kl_weight", "kl_temperature"):  # no distillation term was trained
+            continue
         if value is not None and value != []:
             model_rows.append((key, _cell(value)))
     names = [a["name"] for a in attributes]
@@ -495,6 +601,7 @@ def render_model_card(
         results=results,
         has_subsets=any(row.subset for row in rows),
         model_hyperparameters=model_rows,
+        training_procedure=_procedure_lines(config, stage2),
         training_hyperparameters=_training_rows(training_args),
         citation_bibtex=CITATION_BIBTEX,
         arxiv_id=ARXIV_ID,

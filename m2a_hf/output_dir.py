@@ -39,6 +39,9 @@ RESULT_FILES = ("metrics.json",)
 """Files of a finished run besides the model."""
 STAGING_PREFIX = ".m2a-final-"
 STAGE2_DIR = "stage2"
+STAGE1_RESULT = "stage1_result.json"
+STAGE1_MODULES = "stage1_modules.safetensors"
+"""What stage 2's folder keeps from stage 1 (results; the modules stage 2 trains), for a resumed stage 2."""
 WEIGHT_PATTERNS = ("model*.safetensors", "model.safetensors.index.json", "pytorch_model*.bin*", "adapter_model*")
 """Weight files of another save format, removed when a new model is published over an old one."""
 
@@ -200,6 +203,8 @@ def staged_final_save(output_dir: str | os.PathLike) -> Iterator[Path]:
 
 __all__ = [
     "MODEL_MARKERS",
+    "STAGE1_MODULES",
+    "STAGE1_RESULT",
     "STAGE2_DIR",
     "STAGING_PREFIX",
     "is_truthy_resume",

@@ -52,7 +52,7 @@ from m2a_hf.evaluation import (  # noqa: F401 (re-exported)
     drop_attributes,
     evaluate_views,
 )
-from m2a_hf.hub import save_for_hub
+from m2a_hf.hub import hub_repo_id, push_final_model, save_for_hub
 from m2a_hf.io_utils import write_json_atomic
 from m2a_hf.labels import (
     class_indices_labels,
@@ -64,6 +64,8 @@ from m2a_hf.labels import (
 from m2a_hf.metrics import compute_metrics, metrics_by_seen
 from m2a_hf.modeling import M2AForSequenceClassification
 from m2a_hf.output_dir import (
+    STAGE1_MODULES,
+    STAGE1_RESULT,
     STAGE2_DIR,
     is_truthy_resume,
     prepare_output_dir,
@@ -259,7 +261,8 @@ def train_m2a(
     model card (`README.md`) and `training_curves.png`, published atomically (`m2a_hf.output_dir`: `config.json`
     last); every Trainer checkpoint carries the vocabulary (`m2a_hf.callbacks`). Under `torchrun` / `accelerate
     launch` every process trains and evaluates, and the main process alone writes the folder (`m2a_hf.distributed`);
-    a multi-process launch that set up no distributed training (no `--use_cpu True` without GPUs) is refused.
+    a multi-process launch that set up no distributed training (no `--use_cpu True` without GPUs) is refused. With `push_to_hub`, that
+    complete folder is then pushed to `hub_model_id` as one commit (`m2a_hf.hub.push_final_model`, main process).
 
     An `output_dir` that already holds a run is refused unless `--overwrite_output_dir` or
     `training_args.resume_from_checkpoint` is given. A stage-1 checkpoint (`<output_dir>/checkpoint-*`) resumes stage
@@ -373,11 +376,13 @@ def train_m2a(
                 training_args=training_args,
                 dataset_name=data_args.dataset,
                 base_model=backbone,
+                repo_id=hub_repo_id(training_args),
+                stage2=metrics.get("stage2_dev_accuracy", False),
             )
             _write_json(folder / "metrics.json", metrics)
             _write_json(folder / "log_history.json", history)
             _plot(history, metrics, folder / "training_curves.png")
-        # A Hub push of the published folder belongs here (main process only, after the final save).
+        push_final_model(out, training_args)  # with --push_to_hub: the complete, published folder as one commit
     return TrainingResult(metrics, str(out), model, tokenizer, vocab, history, predictions)
 
 
@@ -399,10 +404,6 @@ def stage1_snapshot(trainer: Trainer) -> Stage1Snapshot:
     before = trainer.evaluate()["eval_accuracy"]
     state = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
     return Stage1Snapshot(before, state)
-
-
-STAGE1_RESULT = "stage1_result.json"
-STAGE1_MODULES = "stage1_modules.safetensors"
 
 
 def _save_stage1_result(
@@ -552,7 +553,7 @@ def train_baseline(
         "train_seconds": round(time.time() - start, 1),
     }
     wait_for_everyone(training_args)
-    if is_main_process(training_args):  # main process only, after the barrier (a Hub push also belongs here)
+    if is_main_process(training_args):  # main process only, after the barrier
         with staged_final_save(out) as folder:  # complete in a staging folder, then published with the config last
             trainer.save_model(str(folder))  # no collective for DDP or ZeRO-1/2 (ZeRO-3 would need every process)
             _write_json(folder / "metrics.json", metrics)

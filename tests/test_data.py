@@ -652,3 +652,25 @@ def test_collator_options_and_errors(minilm_tokenizer):
         M2ADataCollator(tok, mlm_probability=1.5)
     with pytest.raises(ValueError, match="empty"):
         M2ADataCollator(tok)([])
+
+
+def test_collator_is_a_data_collator_with_padding_and_takes_its_padding_options(minilm_tokenizer):
+    from transformers import DataCollatorWithPadding
+
+    tok = minilm_tokenizer
+    features = _features(tok, ["one two three", "four"], [[1, -1], [2, 0]], [0, 1])
+    tokens = [{k: f[k] for k in ("input_ids", "attention_mask", "token_type_ids")} for f in features]
+    collator = M2ADataCollator(tok, mlm_probability=0.0)
+    assert isinstance(collator, DataCollatorWithPadding)
+    batch, plain = collator(features), DataCollatorWithPadding(tok)(tokens)
+    assert all(torch.equal(batch[key], plain[key]) for key in plain)  # the same padding as the stock collator
+
+    fixed = M2ADataCollator(tok, mlm_probability=0.5, padding="max_length", max_length=16, seed=0)(features)
+    assert fixed["input_ids"].shape == fixed["mlm_labels"].shape == (2, 16)
+    assert fixed["attention_mask"].sum(dim=1).tolist() == [len(f["input_ids"]) for f in features]
+    assert (fixed["mlm_labels"][fixed["attention_mask"] == 0] == -100).all()  # no target in the padding
+    assert fixed["attribute_ids"].tolist() == [[1, -1], [2, 0]] and fixed["labels"].tolist() == [0, 1]
+    multiple = M2ADataCollator(tok, padding="max_length", max_length=10, pad_to_multiple_of=8)(features)
+    assert multiple["input_ids"].shape == (2, 16)
+    with pytest.raises(ValueError, match="return_tensors must be 'pt'"):
+        M2ADataCollator(tok, return_tensors="np")

@@ -247,6 +247,68 @@ def test_card_data_drops_local_base_model(minilm_path, tmp_path):
     assert "This model has no attributes" in card.text
 
 
+def test_card_accepts_canonical_base_model_ids_but_never_local_paths(tmp_path, monkeypatch):
+    assert build_card_data(base_model="bert-base-uncased").base_model == "bert-base-uncased"
+    assert build_card_data(base_model="google-bert/bert-base-uncased").base_model == "google-bert/bert-base-uncased"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my-encoder").mkdir()  # a relative local folder that would pass as a canonical id
+    for local in ("my-encoder", "./bert-base-uncased", "~/bert-base-uncased", str(tmp_path / "my-encoder")):
+        assert build_card_data(base_model=local).base_model is None, local
+
+
+def test_card_metrics_leave_out_counts(tiny):
+    from m2a_hf.metrics import metrics_by_seen
+
+    seen = metrics_by_seen([0, 1, 2, 2], [0, 1, 1, 2], [True, True, False, False])
+    assert seen["seen_count"] == 2  # what train_m2a passes per view: metrics_by_seen's keys, counts included
+    card = render_model_card(tiny[0], {"fine": seen, "coarse": seen, "eval_num_samples": 4, "test_iid_count": 9})
+    assert card.data.eval_results and not [r for r in card.data.eval_results if "count" in r.metric_type]
+    assert "count" not in str(card.data) and "num_samples" not in str(card.data)
+    rows = {(r.metric_args["view"], r.metric_args.get("subset"), r.metric_type) for r in card.data.eval_results}
+    assert ("fine", "seen", "accuracy") in rows and ("coarse", "unseen", "rmse") in rows
+    assert "| fine (attribute-aware) | unseen values | Accuracy | 0.5000 |" in card.text
+
+
+def test_card_dataset_type_is_never_a_local_path(tiny, tmp_path):
+    table = tmp_path / "private" / "reviews.csv"
+    table.parent.mkdir()
+    table.write_text("text,label\n")
+    card = render_model_card(tiny[0], {"eval_accuracy": 0.5}, dataset_name=str(table))
+    (result,) = card.data.eval_results
+    assert (result.dataset_type, result.dataset_name) == ("custom", "reviews.csv")
+    assert str(tmp_path) not in str(card)  # neither in the metadata nor in the body
+    named = build_card_data({"eval_accuracy": 0.5}, dataset_name="clothing").eval_results[0]
+    assert (named.dataset_type, named.dataset_name) == ("clothing", "clothing")
+    hub = build_card_data({"eval_accuracy": 0.5}, dataset_name="Yelp", datasets="org/yelp").eval_results[0]
+    assert (hub.dataset_type, hub.dataset_name) == ("org/yelp", "Yelp")
+
+
+def _procedure(card: ModelCard) -> str:
+    return card.text.split("How this checkpoint was trained:", 1)[1].split("M2A adapter settings", 1)[0]
+
+
+def test_card_states_the_training_configuration_actually_used(tiny):
+    model = tiny[0]  # the defaults: joint, coarse_weight 0.5, kl_weight 0, mlm_weight 0.5
+    card = render_model_card(model, stage2=False)
+    assert "distillation" not in card.text.lower() and "kl_weight" not in card.text
+    procedure = _procedure(card)
+    assert "Training policy `joint`" in procedure and "plus 0.5 × the coarse view's" in procedure
+    assert "Masked-LM auxiliary loss with weight 0.5" in procedure and "No second stage" in procedure
+
+    config = model.config.to_dict()
+    config.update(kl_weight=0.25, mlm_weight=0.0, training_policy="stochastic", coarse_weight=1.0)
+    stochastic = _procedure(render_model_card(config, stage2={"before": 0.5, "after": 0.4, "kept": False}))
+    assert "Training policy `stochastic`" in stochastic and "probability 0.5" in stochastic
+    assert "Distillation" not in stochastic  # the KL term is part of the joint loss only
+    assert "kl_weight" not in render_model_card(config).text
+    assert "No masked-LM auxiliary loss" in stochastic and "not kept" in stochastic and "0.5000 → 0.4000" in stochastic
+    config.update(training_policy="joint")
+    card = render_model_card(config, stage2=True)
+    assert "Distillation: 0.25 × KL(fine ‖ coarse)" in _procedure(card) and "| `kl_weight` | 0.25 |" in card.text
+    assert "Second stage: the unknown LoRAs alone" in _procedure(card)
+    assert "How this checkpoint was trained" not in render_model_card({"attributes": [], "id2label": {}}).text
+
+
 # ---------------------------------------------------------------------------------------------------- pipeline
 def test_pipeline_in_process(tiny):
     from transformers import pipeline
