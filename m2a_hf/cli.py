@@ -267,6 +267,11 @@ def _load_checked_data(data_args: DataArguments, seed: int, map_labels: bool = T
         data = load_data(data_args, seed=seed, map_labels=map_labels)
     with user_input("--attribute_columns"):
         names = attribute_columns(data, data_args)
+    if not names:  # M2A without attributes would train, then fail to split its evaluation by seen / unseen values
+        raise UsageError(
+            f"{_data_flag(data_args)}: no attribute columns; M2A adapts to at least one attribute: name the columns "
+            "with --attribute_columns (e.g. --attribute_columns user,item)."
+        )
     _check_seen_attribute(data_args.seen_attribute, names)
     return data
 

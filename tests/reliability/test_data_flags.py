@@ -175,6 +175,12 @@ def test_a_table_with_a_split_column_is_split_by_it(reviews, tmp_path):
     assert data["test"]["text"] == [t.strip() for t in reviews["text"][80:]]
 
 
+def test_data_without_attribute_columns_is_refused_before_training(run, csv_files):
+    flags = _file_flags(csv_files)[:-2]  # without --attribute_columns
+    status, _, err = run("train", *flags, "--output_dir", "unused")
+    assert_one_line_error(status, err, "--train_file", "no attribute columns", "--attribute_columns user,item")
+
+
 def test_unknown_split_values_are_named(run, reviews, tmp_path):
     table = reviews.assign(part=["train"] * 50 + ["holdout"] * 10 + ["dev"] * 20 + ["tst"] * 20)
     table.to_csv(tmp_path / "reviews.csv", index=False)
