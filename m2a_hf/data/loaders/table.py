@@ -134,8 +134,9 @@ def load_table(
     Splits, in order of preference: the values of ``split_column`` (``train``, ``validation``/``dev``/``valid``/
     ``val``, ``test``, case-insensitive; unknown values are an error naming them), for the rows of every part of the
     source; else the splits of a DatasetDict or of the file mapping (same names; other split names are ignored with
-    a warning); else the seeded 80/10/10 of :func:`split_indices` over the rows in source order. A missing validation (or test) split is carved
-    as a seeded 10% of train; without a train split (data to evaluate only) the missing splits stay empty.
+    a warning); else the seeded 80/10/10 of :func:`split_indices` over the rows in source order. A missing
+    validation (or test) split is carved as a seeded 10% of train; without a train split (data to evaluate only)
+    the missing splits stay empty.
 
     Labels: ``label = value - label_offset`` (integral values, checked against ``num_labels`` when given), or, with
     ``label_map``, the value's position in a list / its value in a mapping (keys compared after
@@ -144,8 +145,8 @@ def load_table(
     ``m2a-hf train`` does with a table file). Rows with an empty text are dropped (logged).
 
     Args:
-        source: A file path (format from the suffix, optional ``.gz`` for the text formats), a DataFrame, a Dataset
-            or a DatasetDict.
+        source: A file path (format from the suffix, optional ``.gz`` for the text formats), a DataFrame, a Dataset,
+            a DatasetDict, or a mapping split name -> file path. A `ClassLabel` label column is read as its names.
         text_column: The text column, or several joined with ``text_separator`` (e.g. ``["summary", "reviewText"]``).
         label_column: The label column.
         attribute_columns: Attribute columns; a mapping renames them (``{"user": "reviewerID"}``).
@@ -210,6 +211,10 @@ def load_table(
         lines = part_lines.get(split)
         return f"line {lines[row]}" if lines is not None else f"row {row}"
 
+    def part_name(split: str | None) -> str:
+        """The file a part was read from, else what the source is (and which of its splits)."""
+        return part_names.get(split) or (description if split is None else f"{description} split {split!r}")
+
     needed = [*text_columns, label_column, *renames.values()]
     if split_column is not None:
         needed.append(split_column)
@@ -218,8 +223,7 @@ def load_table(
     for split, table in raw_parts.items():
         missing = [column for column in dict.fromkeys(needed) if column not in table]
         if missing:
-            where = part_names.get(split) or (description if split is None else f"{description} split {split!r}")
-            raise ValueError(f"{where}: missing column(s) {missing}; available columns: {list(table)}.")
+            raise ValueError(f"{part_name(split)}: missing column(s) {missing}; available columns: {list(table)}.")
 
     parts: dict[str, Columns] = {}
     dropped = total = 0
@@ -232,9 +236,8 @@ def load_table(
             if unknown:
                 values = list(dict.fromkeys(str(table[split_column][row]) for row in unknown))
                 first = unknown[0]
-                name = part_names.get(split) or (description if split is None else f"{description} split {split!r}")
                 raise ValueError(
-                    f"{name}: {place(split, first)}: {split_column} = {table[split_column][first]!r}; the "
+                    f"{part_name(split)}: {place(split, first)}: {split_column} = {table[split_column][first]!r}; the "
                     f"split column {split_column!r} has unknown value(s) {values[:20]} in {len(unknown)} row(s); "
                     f"expected one of {sorted(_SPLIT_ALIASES)} (case-insensitive)."
                 )
@@ -247,10 +250,7 @@ def load_table(
                 dropped += 1
                 continue
             target = targets[row]
-            if split in part_names:
-                where = f"{part_names[split]}: {place(split, row)}"
-            else:
-                where = f"{description}: " + (f"split {split!r} row {row}" if split is not None else place(split, row))
+            where = f"{part_name(split)}: " + (place(split, row) if split in part_lines else f"row {row}")
             label = convert(table[label_column][row], where)
             row_id = str(table[id_column][row]) if id_column is not None else f"{split or 'row'}:{row}"
             columns = parts.setdefault(target, empty_columns(attribute_names))
