@@ -22,7 +22,7 @@ from test_cli_errors import assert_one_line_error
 
 from m2a_hf import cli
 from m2a_hf.arguments import DEFAULT_MAX_LENGTH
-from m2a_hf.data import SPLITS, load_hf_dataset
+from m2a_hf.data import SPLITS, load_hf_dataset, load_table
 from m2a_hf.training import DataArguments, ModelArguments, ProcedureArguments, load_data
 
 
@@ -220,6 +220,18 @@ def test_dataset_name_reads_a_save_to_disk_folder_with_its_class_order(reviews, 
     assert [len(data[split]) for split in SPLITS] == [60, 20, 20]
     expected = [str(r) for r in _parts(reviews)["validation"]["rating"]]
     assert [data["validation"].features["label"].int2str(i) for i in data["validation"]["label"]] == expected
+
+
+def test_load_table_reads_a_class_label_by_name_only_for_raw_labels():
+    feature = ClassLabel(names=["pos", "neg"])
+    rows = Dataset.from_dict({"text": ["a", "b", "c"], "label": [0, 1, 0]}).cast_column("label", feature)
+    source = DatasetDict({"train": rows, "validation": rows, "test": rows})
+    assert load_table(source, text_column="text", label_column="label", raw_labels=True)["test"]["label"] == [
+        "pos",
+        "neg",
+        "pos",
+    ]
+    assert load_table(source, text_column="text", label_column="label")["test"]["label"] == [0, 1, 0]  # as before
 
 
 def test_dataset_name_of_a_single_saved_dataset_uses_the_split_column(reviews, tmp_path):

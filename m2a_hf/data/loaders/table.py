@@ -101,11 +101,12 @@ def _label_converter(
     return convert_mapped
 
 
-def _dataset_columns(dataset: Dataset, label_column: str) -> Columns:
-    """A Dataset's columns; a `ClassLabel` label column is read through its names (`"neg"`, not `0`)."""
+def _dataset_columns(dataset: Dataset, label_column: str, label_names: bool) -> Columns:
+    """A Dataset's columns; with `label_names` a `ClassLabel` label column is read through its names (`"neg"`, not
+    `0`; a negative index, datasets' "no label", as missing)."""
     table = dataset.to_dict()
     feature = dataset.features.get(label_column)
-    if isinstance(feature, ClassLabel):
+    if label_names and isinstance(feature, ClassLabel):
         table[label_column] = [
             None if value is None or value < 0 else feature.int2str(value) for value in table[label_column]
         ]
@@ -146,7 +147,8 @@ def load_table(
 
     Args:
         source: A file path (format from the suffix, optional ``.gz`` for the text formats), a DataFrame, a Dataset,
-            a DatasetDict, or a mapping split name -> file path. A `ClassLabel` label column is read as its names.
+            a DatasetDict, or a mapping split name -> file path. With ``raw_labels`` a `ClassLabel` label column is
+            read as its names (else as its class indices).
         text_column: The text column, or several joined with ``text_separator`` (e.g. ``["summary", "reviewText"]``).
         label_column: The label column.
         attribute_columns: Attribute columns; a mapping renames them (``{"user": "reviewerID"}``).
@@ -194,13 +196,13 @@ def load_table(
             if split in raw_parts:
                 raise ValueError(f"{description}: two splits that both mean {split!r}: {list(source)}.")
             if isinstance(part, Dataset):
-                raw_parts[split] = _dataset_columns(part, label_column)
+                raw_parts[split] = _dataset_columns(part, label_column, label_names=raw_labels)
             else:
                 raw_parts[split], part_lines[split] = _read_file(part, skip_bad_rows)
                 part_names[split] = Path(part).name
     else:
         if isinstance(source, Dataset):
-            table, description = _dataset_columns(source, label_column), "Dataset"
+            table, description = _dataset_columns(source, label_column, label_names=raw_labels), "Dataset"
         elif isinstance(source, pd.DataFrame):
             table, description = columns_from_frame(source), "DataFrame"
         else:
