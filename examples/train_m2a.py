@@ -105,7 +105,7 @@ def main() -> None:
         attribute_vocab=vocab,
         metrics=metrics["stage2"],
         training_args=args,
-        dataset_name=data_args.dataset,
+        dataset_name=data_args.dataset or data_args.dataset_name,
         base_model=backbone,
         repo_id=hub_repo_id(args),
         stage2=metrics["stage2_dev_accuracy"],

@@ -28,6 +28,7 @@ from typing import IO, Any, NoReturn
 
 from transformers import HfArgumentParser, TrainingArguments
 
+from m2a_hf.arguments import FLAG_ALIASES
 from m2a_hf.cli_input import (
     InputRecord,
     UsageError,
@@ -62,6 +63,8 @@ SPLITS = ("train", "validation", "test")
 
 @dataclass
 class EvaluateArguments:
+    _argument_group_name = "Evaluation arguments"
+
     model_path: str = field(metadata={"help": "A saved M2A checkpoint (directory or Hub repo id)."})
     split: str = field(default="test", metadata={"help": "Split to evaluate: train | validation | test."})
     output_file: str | None = field(default=None, metadata={"help": "Write the metrics JSON here."})
@@ -76,6 +79,8 @@ class EvaluateArguments:
 
 @dataclass
 class PredictArguments:
+    _argument_group_name = "Prediction arguments"
+
     model_path: str = field(metadata={"help": "A saved M2A checkpoint (directory or Hub repo id)."})
     input: str = field(
         default="-",
@@ -109,12 +114,16 @@ class PredictArguments:
 
 @dataclass
 class DemoArguments:
+    _argument_group_name = "Demo arguments"
+
     quick: bool = field(default=False, metadata={"help": "A smaller, faster run (for CI and smoke tests)."})
     skip_baseline: bool = field(default=False, metadata={"help": "Do not train the attribute-free LoRA baseline."})
 
 
 @dataclass
 class PushArguments:
+    _argument_group_name = "Push arguments"
+
     model_path: str = field(metadata={"help": "A saved M2A checkpoint directory."})
     repo_id: str = field(metadata={"help": "Hub repository, e.g. 'me/m2a-clothing'."})
     adapter_only: bool = field(default=False, metadata={"help": "Upload only the trained adapter weights."})
@@ -122,15 +131,38 @@ class PushArguments:
 
 
 # ------------------------------------------------------------------------------------------------ arguments
+TRAINER_GROUP = (
+    "Trainer arguments (transformers.TrainingArguments: the standard flags of every Trainer script, such as "
+    "run_classification.py; see TrainingArguments in the transformers documentation)"
+)
+"""The `--help` title of the `TrainingArguments` flags, listed after M2A's own groups."""
+
+
 class _ArgumentParser(HfArgumentParser):
-    """`HfArgumentParser` that raises `UsageError` instead of printing usage and exiting."""
+    """`HfArgumentParser` that raises `UsageError` instead of printing usage and exiting, and lists each dataclass's
+    flags under a titled group (ours by their `_argument_group_name`; `TrainingArguments` under `TRAINER_GROUP`)."""
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see `{self.prog} --help`).")
 
+    def _add_dataclass_arguments(self, dtype: Any) -> None:
+        if hasattr(dtype, "_argument_group_name") or not issubclass(dtype, TrainingArguments):
+            super()._add_dataclass_arguments(dtype)
+            return
+        # HfArgumentParser makes a group only from `_argument_group_name`, which TrainingArguments lacks: its flags
+        # would come first, under "options". A subclass carrying the title builds the same flags in a group.
+        super()._add_dataclass_arguments(type(dtype.__name__, (dtype,), {"_argument_group_name": TRAINER_GROUP}))
+
 
 def _parser(*types: type, prog: str = "m2a-hf") -> HfArgumentParser:
-    parser = _ArgumentParser(types, prog=prog)
+    description = None
+    if TrainingArguments in types:
+        description = (
+            "M2A's own arguments come first (model, data, procedure); every transformers TrainingArguments flag "
+            "(--output_dir, --learning_rate, --do_train/--do_eval/--do_predict, --push_to_hub, ...) works as in any "
+            "Trainer script and is listed last, under its own title."
+        )
+    parser = _ArgumentParser(types, prog=prog, usage=f"{prog} [-h] [options]", description=description)
     if TrainingArguments in types:
         parser.set_defaults(**training_defaults())
     return parser
@@ -180,33 +212,67 @@ def _no_progress_bar(local: bool = True) -> Iterator[None]:
         hf_logging.enable_progress_bar()
 
 
-def _check_backbone(model_args: ModelArguments, data_args: DataArguments) -> str:
-    """The backbone path, checked to exist and to take `--max_length` tokens."""
+def given_flags(argv: Sequence[str]) -> set[str]:
+    """The fields set on the command line (`--name value` or `--name=value`), aliases as the field they set
+    (`--max_seq_length` -> `max_length`, see `m2a_hf.arguments.FLAG_ALIASES`)."""
+    names = {arg.split("=")[0][2:] for arg in argv if arg.startswith("--")}
+    return {FLAG_ALIASES.get(name, name) for name in names}
+
+
+def _backbone_flag(argv: Sequence[str]) -> str:
+    """The flag the user named the backbone with, for messages."""
+    return "--model_name_or_path" if any(a.split("=")[0] == "--model_name_or_path" for a in argv) else "--backbone"
+
+
+def _check_backbone(model_args: ModelArguments, data_args: DataArguments, flag: str = "--backbone") -> str:
+    """The backbone path, checked to exist, to be an encoder (not an M2A checkpoint) and to take `--max_length`
+    tokens."""
     from transformers import AutoConfig
 
-    with user_input("--backbone", (ImportError,)):
+    with user_input(flag, (ImportError,)):
         backbone = model_args.resolved_backbone()
-    check_model_path(backbone, "--backbone")
-    with _loading_model(backbone, "--backbone"):
+    check_model_path(backbone, flag)
+    with _loading_model(backbone, flag):
         config = AutoConfig.from_pretrained(backbone)
+    if getattr(config, "model_type", None) == "m2a":
+        raise UsageError(
+            f"{flag} {backbone!r} is an M2A checkpoint; training starts from an encoder (e.g. MiniLM, bert-base-"
+            "uncased). To evaluate or predict with this model pass --do_train False --do_eval True (or --do_predict "
+            "True); to continue an interrupted run use --resume_from_checkpoint."
+        )
     check_max_length(data_args.max_length, config, f"the backbone {backbone!r}")
     return backbone
 
 
-def _load_checked_data(data_args: DataArguments, seed: int) -> Any:
+def _data_flag(data_args: DataArguments) -> str:
+    """The flag(s) naming the data, with their values, for messages."""
+    if data_args.dataset is not None:
+        return f"--dataset {data_args.dataset!r}"
+    if data_args.dataset_name is not None:
+        return f"--dataset_name {data_args.dataset_name!r}"
+    return " ".join(f"--{split}_file {path!r}" for split, path in data_args.data_files().items())
+
+
+def _load_checked_data(data_args: DataArguments, seed: int, map_labels: bool = True) -> Any:
     """`load_data`, with its errors about the data flags reported as `UsageError`s; checks the attribute flags."""
     from m2a_hf.data import DATASET_NAMES
 
-    named = data_args.dataset == "synthetic" or data_args.dataset.strip().lower() in DATASET_NAMES
-    if not named and Path(data_args.dataset).is_file() and not data_args.text_column:
+    dataset = data_args.dataset
+    named = dataset is None or dataset == "synthetic" or dataset.strip().lower() in DATASET_NAMES
+    if not named and Path(dataset).is_file() and not data_args.text_column:
         raise UsageError(
-            f"--dataset {data_args.dataset!r} is a table file: name its columns with --text_column and --label_column "
-            "(and --attribute_columns)."
+            f"--dataset {dataset!r} is a table file: name its columns with --text_column_names and "
+            "--label_column_name (and --attribute_columns)."
         )
-    with user_input(f"--dataset {data_args.dataset!r}"):
-        data = load_data(data_args, seed=seed)
+    with user_input(_data_flag(data_args)):
+        data = load_data(data_args, seed=seed, map_labels=map_labels)
     with user_input("--attribute_columns"):
         names = attribute_columns(data, data_args)
+    if not names:  # M2A without attributes would train, then fail to split its evaluation by seen / unseen values
+        raise UsageError(
+            f"{_data_flag(data_args)}: no attribute columns; M2A adapts to at least one attribute: name the columns "
+            "with --attribute_columns (e.g. --attribute_columns user,item)."
+        )
     _check_seen_attribute(data_args.seen_attribute, names)
     return data
 
@@ -241,27 +307,57 @@ def _print_table(rows: list[tuple[str, dict[str, Any]]]) -> None:
         )
 
 
-def _load_m2a_config(model_path: str) -> Any:
+def _load_m2a_config(model_path: str, flag: str = "--model_path") -> Any:
     """The `M2AConfig` of a checked `--model_path`; a config of another model type is a `UsageError`."""
     from m2a_hf.modeling import M2AConfig
 
-    with _loading_model(model_path):
+    with _loading_model(model_path, flag):
         config_dict, _ = M2AConfig.get_config_dict(model_path)
         model_type = config_dict.get("model_type")
         if model_type != M2AConfig.model_type:
             raise UsageError(
-                f"--model_path {model_path!r} is not an M2A checkpoint (its config.json has model_type "
+                f"{flag} {model_path!r} is not an M2A checkpoint (its config.json has model_type "
                 f"{model_type!r}, expected {M2AConfig.model_type!r}); pass a folder written by `m2a-hf train`."
             )
         return M2AConfig.from_dict(config_dict)  # from_pretrained would read config.json a second time
 
 
+STEPS = ("do_train", "do_eval", "do_predict")
+
+
+def requested_steps(argv: Sequence[str]) -> tuple[bool, bool, bool]:
+    """`(do_train, do_eval, do_predict)` as given on the command line.
+
+    None of the three given: train as always (with M2A's own evaluation: dev for model selection, test in
+    `metrics.json`) and nothing more. Else each is `False` unless set, as in `run_classification.py`. Read from
+    `argv`, not from `TrainingArguments`, whose `__post_init__` turns `do_eval` on whenever `eval_strategy` is set.
+    """
+    import argparse
+
+    from transformers.hf_argparser import string_to_bool
+
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for step in STEPS:
+        parser.add_argument(f"--{step}", type=string_to_bool, nargs="?", const=True, default=None)
+    given, _ = parser.parse_known_args(list(argv))
+    values = [getattr(given, step) for step in STEPS]
+    if all(value is None for value in values):
+        return True, False, False
+    return tuple(bool(value) for value in values)  # type: ignore[return-value]
+
+
 def cmd_train(argv: list[str]) -> dict[str, Any]:
+    """`m2a-hf train`: train M2A (and `--baseline`); `--do_eval` / `--do_predict` add the validation metrics
+    (`eval_results.json`) and the test predictions (`predict_results.txt`); `--do_train False` evaluates / predicts
+    with the M2A checkpoint given as `--model_name_or_path`, training nothing."""
     model_args, data_args, procedure, training_args = parse_arguments(
         "train", (ModelArguments, DataArguments, ProcedureArguments, TrainingArguments), argv
     )
     _check_launch(training_args)
-    _check_backbone(model_args, data_args)
+    do_train, do_eval, do_predict = requested_steps(argv)
+    if not do_train:
+        return _evaluate_without_training(model_args, data_args, training_args, do_eval, do_predict, argv)
+    _check_backbone(model_args, data_args, _backbone_flag(argv))
     from m2a_hf.output_dir import check_output_dir
     from m2a_hf.training import overwrite_requested
 
@@ -290,28 +386,119 @@ def cmd_train(argv: list[str]) -> dict[str, Any]:
             from m2a_hf.hub import hub_repo_id
 
             print(f"pushed to the Hub repository {hub_repo_id(training_args)}")
+        if do_eval:
+            from m2a_hf.training import evaluate_checkpoint
+
+            batch_size = training_args.per_device_eval_batch_size
+            evaluation = evaluate_checkpoint(result.output_dir, data_args, "validation", batch_size, data=data)
+            _report_split(evaluation, "validation", Path(result.output_dir) / EVAL_RESULTS)
+            result.metrics["validation"] = evaluation
+        if do_predict:
+            path = Path(result.output_dir) / PREDICT_RESULTS
+            write_predict_results(path, result.test_predictions["fine"], result.model.config.id2label)
+            print(f"test predictions (fine view) written to {path}")
     return result.metrics
+
+
+EVAL_RESULTS = "eval_results.json"
+"""`--do_eval`: the validation metrics of both views, in the output folder."""
+TEST_RESULTS = "test_results.json"
+"""`--do_predict --do_train False`: the test metrics of both views, in the output folder."""
+PREDICT_RESULTS = "predict_results.txt"
+"""`--do_predict`: the test predictions, as transformers' `run_classification.py` writes them."""
+
+
+def write_predict_results(path: Path, predicted: Sequence[int], id2label: dict[int, str]) -> None:
+    """`run_classification.py`'s `predict_results.txt`: a header `index<TAB>prediction`, then one line per test row
+    with its predicted label (the fine view: each row's attributes used, unknown values by their unknown LoRA)."""
+    lines = ["index\tprediction\n"] + [f"{i}\t{id2label[int(label)]}\n" for i, label in enumerate(predicted)]
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def _report_split(metrics: dict[str, Any], split: str, path: Path | None) -> None:
+    """Print both views' metrics on `split`; write them to `path` when given."""
+    _print_table([(f"M2A ({view} view), {split}", metrics[view]) for view in ("fine", "coarse")])
+    if path is not None:
+        path.write_text(json.dumps(metrics, indent=2, default=float) + "\n", encoding="utf-8")
+        print(f"metrics written to {path}")
+
+
+def _model_and_data(
+    model_path: str, data_args: DataArguments, splits: Sequence[str], flag: str
+) -> tuple[Any, DataArguments, Any]:
+    """The data to evaluate the M2A checkpoint `model_path` on, checked before any work: the model's attributes
+    are the default `--attribute_columns` and must be columns of every split in `splits`; `--max_length` must fit
+    the model. Labels stay values, matched with the model's classes by `evaluate_checkpoint`.
+
+    Returns:
+        The model's `M2AConfig`, the (possibly updated) data arguments and the data.
+    """
+    check_model_path(model_path, flag)
+    config = _load_m2a_config(model_path, flag)
+    names = list(config.attribute_names)
+    if data_args.attribute_columns is None and names:  # the model's attributes, by default
+        data_args = dataclasses.replace(data_args, attribute_columns=",".join(names))
+    check_max_length(data_args.max_length, config.backbone_config, f"the model {model_path!r}")
+    data = _load_checked_data(data_args, seed=42, map_labels=False)
+    for split in splits:
+        missing = [name for name in names if name not in data[split].column_names]
+        if missing:
+            raise UsageError(
+                f"the {split} split has no column for the model's attribute(s) {missing}; the model has "
+                f"attributes {names} (pass --attribute_columns, or --text_column/--label_column for a table file)."
+            )
+        if len(data[split]) == 0:
+            raise UsageError(f"{_data_flag(data_args)}: the {split} split is empty; give data for it.")
+    _check_seen_attribute(data_args.seen_attribute, names)
+    return config, data_args, data
+
+
+def _evaluate_without_training(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+    do_eval: bool,
+    do_predict: bool,
+    argv: Sequence[str],
+) -> dict[str, Any]:
+    """`m2a-hf train --do_train False`: the M2A checkpoint `--model_name_or_path` on the validation split
+    (`--do_eval`) and the test split (`--do_predict`), results in `--output_dir`."""
+    from m2a_hf.training import evaluate_checkpoint
+
+    flag = _backbone_flag(argv)
+    if not (do_eval or do_predict):
+        raise UsageError("--do_train False with neither --do_eval nor --do_predict: there is nothing to do.")
+    if model_args.backbone is None:
+        raise UsageError(
+            "--do_train False evaluates a trained M2A model: pass its folder or Hub id as --model_name_or_path."
+        )
+    model_path = model_args.backbone
+    splits = [split for split, wanted in (("validation", do_eval), ("test", do_predict)) if wanted]
+    config, data_args, data = _model_and_data(model_path, data_args, splits, flag)
+    out = Path(training_args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    batch_size = training_args.per_device_eval_batch_size
+    results: dict[str, Any] = {}
+    if do_eval:
+        results["validation"] = evaluate_checkpoint(model_path, data_args, "validation", batch_size, data=data)
+        _report_split(results["validation"], "validation", out / EVAL_RESULTS)
+    if do_predict:
+        predictions: dict[str, Any] = {}
+        results["test"] = evaluate_checkpoint(
+            model_path, data_args, "test", batch_size, data=data, predictions=predictions
+        )
+        _report_split(results["test"], "test", out / TEST_RESULTS)
+        write_predict_results(out / PREDICT_RESULTS, predictions["fine"], config.id2label)
+        print(f"test predictions (fine view) written to {out / PREDICT_RESULTS}")
+    return results
 
 
 def cmd_evaluate(argv: list[str]) -> dict[str, Any]:
     eval_args, data_args = parse_arguments("evaluate", (EvaluateArguments, DataArguments), argv)
     from m2a_hf.training import evaluate_checkpoint
 
-    check_model_path(eval_args.model_path)
     check_output_file(eval_args.output_file, "--output_file")
-    config = _load_m2a_config(eval_args.model_path)
-    names = list(config.attribute_names)
-    if data_args.attribute_columns is None and names:  # the model's attributes, by default
-        data_args = dataclasses.replace(data_args, attribute_columns=",".join(names))
-    check_max_length(data_args.max_length, config.backbone_config, f"the model {eval_args.model_path!r}")
-    data = _load_checked_data(data_args, seed=42)
-    missing = [name for name in names if name not in data[eval_args.split].column_names]
-    if missing:
-        raise UsageError(
-            f"the {eval_args.split} split has no column for the model's attribute(s) {missing}; the model has "
-            f"attributes {names} (pass --attribute_columns, or --text_column/--label_column for a table file)."
-        )
-    _check_seen_attribute(data_args.seen_attribute, names)
+    _, data_args, data = _model_and_data(eval_args.model_path, data_args, [eval_args.split], "--model_path")
     metrics = evaluate_checkpoint(
         eval_args.model_path, data_args, split=eval_args.split, batch_size=eval_args.batch_size, data=data
     )
@@ -410,7 +597,7 @@ def cmd_demo(argv: list[str]) -> dict[str, Any]:
     demo, model_args, data_args, training_args = parse_arguments(
         "demo", (DemoArguments, ModelArguments, DataArguments, TrainingArguments), argv
     )
-    explicit = {a.split("=")[0].lstrip("-") for a in argv if a.startswith("--")}
+    explicit = given_flags(argv)
 
     def default(obj: Any, name: str, value: Any) -> None:  # demo defaults, unless given on the command line
         if name not in explicit:
@@ -432,9 +619,9 @@ def cmd_demo(argv: list[str]) -> dict[str, Any]:
     out = Path(training_args.output_dir)
     _check_launch(training_args)
     main_process = is_main_process(training_args)  # the others of a multi-process run train, print and write nothing
-    backbone = _check_backbone(model_args, data_args)
+    backbone = _check_backbone(model_args, data_args, _backbone_flag(argv))
     if main_process:
-        print(f"== M2A demo on {data_args.dataset!r} data, backbone {backbone}")
+        print(f"== M2A demo on {data_args.source()!r} data, backbone {backbone}")
     data = _load_checked_data(data_args, seed=training_args.seed)
     if main_process:
         print({split: len(ds) for split, ds in data.items()})

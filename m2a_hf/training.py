@@ -42,7 +42,16 @@ from m2a_hf.arguments import (  # noqa: F401 (re-exported)
 )
 from m2a_hf.backbones import default_backbone
 from m2a_hf.callbacks import AttributeVocabCallback
-from m2a_hf.data import DATASET_NAMES, AttributeVocab, M2ADataCollator, load_named_dataset, prepare_dataset
+from m2a_hf.data import (
+    DATASET_NAMES,
+    AttributeVocab,
+    M2ADataCollator,
+    class_label_names,
+    load_hf_dataset,
+    load_named_dataset,
+    load_table,
+    prepare_dataset,
+)
 from m2a_hf.distributed import check_launch, is_main_process, wait_for_everyone
 from m2a_hf.evaluation import (  # noqa: F401 (re-exported)
     VIEWS,
@@ -77,8 +86,10 @@ from m2a_hf.output_dir import (
 logger = logging.getLogger(__name__)
 
 
-def is_named_dataset(name: str) -> bool:
+def is_named_dataset(name: str | None) -> bool:
     """Whether `name` is `synthetic` or a named dataset (`DATASET_NAMES`), whose labels are class indices already."""
+    if name is None:  # files or a `datasets` dataset (DataArguments.dataset_name)
+        return False
     key = str(name).strip().lower()
     return key == "synthetic" or key in DATASET_NAMES
 
@@ -97,48 +108,79 @@ def _maps_labels(data: DatasetDict, data_args: DataArguments) -> bool:
 def load_data(data_args: DataArguments, seed: int = 42, map_labels: bool = True) -> DatasetDict:
     """Load the configured dataset as a `DatasetDict` (train/validation/test) with text, label and attributes.
 
-    The named datasets give integer class indices. A table file's labels become classes as transformers'
+    Sources: a named dataset or one table file (`dataset`), one file per split (`train_file`, `validation_file`,
+    `test_file`) or a `datasets` dataset (`dataset_name`: a `save_to_disk` folder or a `load_dataset` name). All but
+    the named datasets are read by `m2a_hf.data.load_table` (its row checks, value normalisation and splits:
+    `split_column`, else the given splits, else a seeded 80/10/10).
+
+    The named datasets give integer class indices. Other labels become classes as transformers'
     `run_classification.py` chooses them (`m2a_hf.labels.resolve_labels`): the sorted distinct labels of the training
-    split (after `max_train_samples`), or `label_map` / `label_offset`, as a `ClassLabel` column whose names are the
-    original values. `map_labels=False` keeps a table's label strings (to match them with a trained model's classes).
+    split (after `max_train_samples`), the names of a `datasets` `ClassLabel` in their order, or `label_map` /
+    `label_offset`, as a `ClassLabel` column whose names are the original values. `map_labels=False` keeps the label
+    strings (to match them with a trained model's classes).
 
     Raises:
         ValueError: On an empty split, fewer than two training labels, or a validation/test label unseen in training.
     """
     named = is_named_dataset(data_args.dataset)
-    if data_args.dataset == "synthetic":
+    class_names = None  # the class order of a `datasets` ClassLabel label column
+    if data_args.dataset is None:  # files, or a `datasets` dataset
+        source: Any = data_args.data_files()
+        if not source:
+            source = load_hf_dataset(data_args.dataset_name, data_args.dataset_config_name)
+            class_names = class_label_names(source, data_args.label_column or "label")
+        data = load_table(source, seed=seed, raw_labels=True, **_table_columns(data_args))
+    elif data_args.dataset == "synthetic":
         from m2a_hf.synthetic import make_synthetic_reviews
 
         data = make_synthetic_reviews(seed=seed)
     else:
         kwargs: dict[str, Any] = {}
-        if data_args.text_column:
+        if named and data_args.text_column:
             kwargs.update(
                 text_column=data_args.text_column,
                 label_column=data_args.label_column or "label",
                 attribute_columns=data_args.attribute_list() or [],
                 skip_bad_rows=data_args.skip_bad_rows,
             )
-        if not named:  # a table file: labels are kept as strings and mapped to classes below
-            kwargs["raw_labels"] = True
+        elif not named:  # a table file: labels are kept as strings and mapped to classes below
+            kwargs.update(_table_columns(data_args) if data_args.text_column else {}, raw_labels=True)
         data = load_named_dataset(data_args.dataset, data_dir=data_args.data_dir, **kwargs)
-    if data_args.max_train_samples:
-        data["train"] = data["train"].select(range(min(data_args.max_train_samples, len(data["train"]))))
-    if data_args.max_eval_samples:
-        for split in ("validation", "test"):
-            data[split] = data[split].select(range(min(data_args.max_eval_samples, len(data[split]))))
+    if data_args.shuffle_train_dataset:
+        data["train"] = data["train"].shuffle(seed=data_args.shuffle_seed).flatten_indices()
+    limits = {
+        "train": data_args.max_train_samples,
+        "validation": data_args.max_eval_samples,
+        "test": data_args.max_predict_samples or data_args.max_eval_samples,
+    }
+    for split, limit in limits.items():
+        if limit:
+            data[split] = data[split].select(range(min(limit, len(data[split]))))
     if map_labels and _maps_labels(data, data_args):
-        data = _resolve_labels(data, data_args)
+        data = _resolve_labels(data, data_args, class_names)
     return data
 
 
-def _resolve_labels(data: DatasetDict, data_args: DataArguments) -> DatasetDict:
-    return resolve_labels(
-        data,
-        source=str(data_args.dataset),
-        label_map=data_args.label_map_list(),
-        label_offset=data_args.label_offset,
-    )
+def _table_columns(data_args: DataArguments) -> dict[str, Any]:
+    """`load_table`'s column arguments from the data flags (several text columns are joined with a space, as in
+    `run_classification.py`)."""
+    return {
+        "text_column": data_args.text_column_list(),
+        "label_column": data_args.label_column or "label",
+        "attribute_columns": data_args.attribute_list() or [],
+        "split_column": data_args.split_column,
+        "skip_bad_rows": data_args.skip_bad_rows,
+        "text_separator": " ",
+    }
+
+
+def _resolve_labels(data: DatasetDict, data_args: DataArguments, class_names: list[str] | None = None) -> DatasetDict:
+    """Labels to classes (`resolve_labels`): `--label_map`/`--label_offset`, else a ClassLabel's `class_names`, else
+    the sorted labels of the training split."""
+    label_map = data_args.label_map_list()
+    if label_map is None and data_args.label_offset is None:
+        label_map = class_names
+    return resolve_labels(data, source=data_args.source(), label_map=label_map, label_offset=data_args.label_offset)
 
 
 def attribute_columns(data: DatasetDict, data_args: DataArguments) -> list[str]:
@@ -159,9 +201,11 @@ def evaluate_checkpoint(
     split: str = "test",
     batch_size: int = 64,
     data: DatasetDict | None = None,
+    predictions: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a saved M2A checkpoint (with its tokenizer and `attribute_vocab.json`) on a split of the data, in the
-    attribute-aware and attribute-free views, split by seen / unseen values. `data`: already loaded (`load_data`)."""
+    attribute-aware and attribute-free views, split by seen / unseen values. `data`: already loaded (`load_data`).
+    `predictions`: a dict that receives each view's class predictions, in the split's order."""
     model = M2AForSequenceClassification.from_pretrained(model_path).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     vocab = AttributeVocab.load(model_path)
@@ -171,7 +215,7 @@ def evaluate_checkpoint(
     dataset = data[split]
     if _maps_labels(data, data_args) or is_class_label(dataset):  # label values: matched with the model's classes
         classes = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        dataset = encode_with_classes(dataset, classes, split, str(data_args.dataset))
+        dataset = encode_with_classes(dataset, classes, split, data_args.source())
     features = prepare_dataset(DatasetDict({split: dataset}), tokenizer, vocab, max_length=data_args.max_length)
     args = training_arguments(
         output_dir=str(Path(model_path) / "eval") if Path(model_path).is_dir() else "outputs/eval",
@@ -181,7 +225,9 @@ def evaluate_checkpoint(
         load_best_model_at_end=False,
     )
     trainer = Trainer(model=model, args=args, data_collator=M2ADataCollator(tokenizer, mlm_probability=0.0))
-    return evaluate_views(trainer, features[split], vocab.names, data_args.seen_attribute, prefix=split)
+    return evaluate_views(
+        trainer, features[split], vocab.names, data_args.seen_attribute, prefix=split, predictions=predictions
+    )
 
 
 @dataclass
@@ -220,7 +266,7 @@ def _prepare(model_args, data_args, training_args, data: DatasetDict | None):
     data = data if data is not None else load_data(data_args, seed=training_args.seed)
     if _maps_labels(data, data_args):  # data passed in with label values (strings, ratings)
         data = _resolve_labels(data, data_args)
-    num_labels = class_indices_labels(data, source=str(data_args.dataset))
+    num_labels = class_indices_labels(data, source=data_args.source())
     if is_class_label(data["train"]):
         label_list = data["train"].features["label"].names
         num_labels, id2label = len(label_list), dict(enumerate(label_list))
@@ -374,7 +420,7 @@ def train_m2a(
                 attribute_vocab=vocab,
                 metrics=metrics["test"],
                 training_args=training_args,
-                dataset_name=data_args.dataset,
+                dataset_name=data_args.dataset or data_args.dataset_name,
                 base_model=backbone,
                 repo_id=hub_repo_id(training_args),
                 stage2=metrics.get("stage2_dev_accuracy", False),

@@ -169,8 +169,19 @@ class RunnerArguments:
 # Fields added to the argument dataclasses after results were recorded, with the value that means "as before": left
 # out of the key at that value, so rows of earlier runs keep matching their configuration.
 NEUTRAL_NEW_FIELDS: dict[str, dict[str, Any]] = {
-    "model": {"training_view": None},  # the deprecated alias of training_policy
-    "data": {"skip_bad_rows": False, "label_map": None, "label_offset": None},
+    # training_view: the deprecated alias of training_policy; model_name_or_path: run_classification.py's --backbone
+    "model": {"training_view": None, "model_name_or_path": None},
+    "data": {
+        "skip_bad_rows": False,
+        "label_map": None,
+        "label_offset": None,
+        # run_classification.py's data flags (the aliases are None once folded into their fields)
+        **dict.fromkeys(("dataset_name", "dataset_config_name", "train_file", "validation_file", "test_file")),
+        **dict.fromkeys(("text_column_names", "label_column_name", "split_column", "max_seq_length")),
+        "max_predict_samples": None,
+        "shuffle_train_dataset": False,
+        "shuffle_seed": 42,
+    },
     "procedure": {"overwrite_output_dir": False, "seed_list": "*"},  # seed_list (removed) never was part of a key
 }
 RENAMED_FIELDS: dict[str, dict[str, str]] = {"model": {"training_policy": "training_view"}}  # new name -> key name

@@ -17,6 +17,7 @@ Everything between a file on disk and a batch for the model is reachable from he
   Attribute values are normalised by :func:`normalize_attribute_value` (``767``, ``767.0``, ``"767.0"`` and
   ``"767"`` are the same value ``"767"``; ``None``, NaN, ``pd.NA``, blanks and strings such as ``"NaN"``, ``"null"``
   or ``"N/A"`` are missing, i.e. ``None``).
+* :func:`load_hf_dataset` reads a `datasets` dataset (a ``save_to_disk`` folder, a Hub id) for :func:`load_table`.
 * :func:`split_indices` (:mod:`m2a_hf.data.splits`) is the single seeded 80/10/10 split used by every loader that
   has no official split; :func:`resolve_data_dir` (:mod:`m2a_hf.data.paths`) finds the shared data dir.
 * :class:`AttributeVocab` (:mod:`m2a_hf.vocab`) maps attribute values to ids, built from the **training split
@@ -51,10 +52,13 @@ from m2a_hf.data.loaders import (
     FDU_MTL_DOMAINS,
     TANG_DATASETS,
     TANG_SENTENCE_SEPARATOR,
+    class_label_names,
+    is_saved_dataset,
     load_amazon_reviews,
     load_clothing_reviews,
     load_drugs_com,
     load_fdu_mtl,
+    load_hf_dataset,
     load_named_dataset,
     load_table,
     load_tang_dataset,
@@ -87,10 +91,13 @@ __all__ = [
     "AttributeVocab",
     "Columns",
     "M2ADataCollator",
+    "class_label_names",
+    "is_saved_dataset",
     "load_amazon_reviews",
     "load_clothing_reviews",
     "load_drugs_com",
     "load_fdu_mtl",
+    "load_hf_dataset",
     "load_named_dataset",
     "load_table",
     "load_tang_dataset",

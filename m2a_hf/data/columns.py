@@ -33,8 +33,8 @@ def parse_label(value: Any, *, low: int, high: int | None, where: str, what: str
     return number
 
 
-def join_text(*parts: Any) -> str:
-    """Joins the non-empty parts with ``". "`` (title + body); missing parts are skipped."""
+def join_text(*parts: Any, separator: str = ". ") -> str:
+    """Joins the non-empty parts with ``separator`` (``". "``: title + body); missing parts are skipped."""
     pieces = []
     for part in parts:
         if part is None or (isinstance(part, float) and math.isnan(part)):
@@ -42,7 +42,7 @@ def join_text(*parts: Any) -> str:
         text = str(part).strip()
         if text:
             pieces.append(text)
-    return ". ".join(pieces)
+    return separator.join(pieces)
 
 
 def empty_columns(attribute_names: Sequence[str]) -> Columns:

@@ -14,6 +14,7 @@ from m2a_hf.data.loaders.amazon import AMAZON_MI_DIR, AMAZON_MI_FILES, load_amaz
 from m2a_hf.data.loaders.clothing import CLOTHING_ATTRIBUTES, CLOTHING_DIR, CLOTHING_FILE, load_clothing_reviews
 from m2a_hf.data.loaders.drugs import DRUGS_COM_DIR, DRUGS_COM_FILES, load_drugs_com
 from m2a_hf.data.loaders.fdu_mtl import FDU_MTL_DIR, FDU_MTL_DOMAINS, load_fdu_mtl
+from m2a_hf.data.loaders.hf_dataset import class_label_names, is_saved_dataset, load_hf_dataset
 from m2a_hf.data.loaders.table import load_table
 from m2a_hf.data.loaders.tang import TANG_DATASETS, TANG_SENTENCE_SEPARATOR, load_tang_dataset, load_tang_ss
 from m2a_hf.data.paths import resolve_data_dir
@@ -112,10 +113,13 @@ __all__ = [
     "FDU_MTL_DOMAINS",
     "TANG_DATASETS",
     "TANG_SENTENCE_SEPARATOR",
+    "class_label_names",
+    "is_saved_dataset",
     "load_amazon_reviews",
     "load_clothing_reviews",
     "load_drugs_com",
     "load_fdu_mtl",
+    "load_hf_dataset",
     "load_named_dataset",
     "load_table",
     "load_tang_dataset",

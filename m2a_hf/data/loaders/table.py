@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from datasets import Dataset, DatasetDict
+from datasets import ClassLabel, Dataset, DatasetDict
 
 from m2a_hf.data.columns import (
+    SPLITS,
     Columns,
     append_row,
     build_dataset_dict,
@@ -100,8 +101,20 @@ def _label_converter(
     return convert_mapped
 
 
+def _dataset_columns(dataset: Dataset, label_column: str, label_names: bool) -> Columns:
+    """A Dataset's columns; with `label_names` a `ClassLabel` label column is read through its names (`"neg"`, not
+    `0`; a negative index, datasets' "no label", as missing)."""
+    table = dataset.to_dict()
+    feature = dataset.features.get(label_column)
+    if label_names and isinstance(feature, ClassLabel):
+        table[label_column] = [
+            None if value is None or value < 0 else feature.int2str(value) for value in table[label_column]
+        ]
+    return table
+
+
 def load_table(
-    source: str | os.PathLike[str] | Dataset | DatasetDict | pd.DataFrame,
+    source: str | os.PathLike[str] | Dataset | DatasetDict | pd.DataFrame | Mapping[str, str | os.PathLike[str]],
     *,
     text_column: str | Sequence[str],
     label_column: str,
@@ -114,13 +127,17 @@ def load_table(
     seed: int = 42,
     skip_bad_rows: bool = False,
     raw_labels: bool = False,
+    text_separator: str = ". ",
 ) -> DatasetDict:
-    """Loads any table (CSV / TSV / JSON / JSON lines / Parquet file, DataFrame, Dataset or DatasetDict).
+    """Loads any table (CSV / TSV / JSON / JSON lines / Parquet file, DataFrame, Dataset or DatasetDict), or one file
+    per split (a mapping ``{"train": path, "validation": path, "test": path}``, as ``--train_file`` & co.).
 
-    Splits, in order of preference: the splits of a DatasetDict (``train``, ``validation``/``dev``/``valid``/
-    ``val``, ``test``; other split names are ignored with a warning); else the values of ``split_column`` (same
-    names, case-insensitive); else the seeded 80/10/10 of :func:`split_indices` over the rows in source order. A
-    missing validation (or test) split is carved as a seeded 10% of train.
+    Splits, in order of preference: the values of ``split_column`` (``train``, ``validation``/``dev``/``valid``/
+    ``val``, ``test``, case-insensitive; unknown values are an error naming them), for the rows of every part of the
+    source; else the splits of a DatasetDict or of the file mapping (same names; other split names are ignored with
+    a warning); else the seeded 80/10/10 of :func:`split_indices` over the rows in source order. A missing
+    validation (or test) split is carved as a seeded 10% of train; without a train split (data to evaluate only)
+    the missing splits stay empty.
 
     Labels: ``label = value - label_offset`` (integral values, checked against ``num_labels`` when given), or, with
     ``label_map``, the value's position in a list / its value in a mapping (keys compared after
@@ -129,9 +146,10 @@ def load_table(
     ``m2a-hf train`` does with a table file). Rows with an empty text are dropped (logged).
 
     Args:
-        source: A file path (format from the suffix, optional ``.gz`` for the text formats), a DataFrame, a Dataset
-            or a DatasetDict.
-        text_column: The text column, or several joined with ``". "`` (e.g. ``["summary", "reviewText"]``).
+        source: A file path (format from the suffix, optional ``.gz`` for the text formats), a DataFrame, a Dataset,
+            a DatasetDict, or a mapping split name -> file path. With ``raw_labels`` a `ClassLabel` label column is
+            read as its names (else as its class indices).
+        text_column: The text column, or several joined with ``text_separator`` (e.g. ``["summary", "reviewText"]``).
         label_column: The label column.
         attribute_columns: Attribute columns; a mapping renames them (``{"user": "reviewerID"}``).
         label_offset: Subtracted from integral labels (1 for 1..5 ratings).
@@ -143,6 +161,8 @@ def load_table(
         skip_bad_rows: For a CSV / TSV file: skip rows with too few or too many fields, or a quote left open
             (logged: how many, and their first lines), instead of raising; see :func:`read_table_file`.
         raw_labels: Keep each label as its canonical string (a ``string`` column) instead of a class index.
+        text_separator: What joins several text columns (``". "``; ``m2a-hf``'s ``--text_column_names`` uses
+            ``" "``, as transformers' ``run_classification.py``).
 
     Returns:
         A DatasetDict with ``train``/``validation``/``test``.
@@ -162,71 +182,77 @@ def load_table(
         raise ValueError("text_column must name at least one column.")
     convert = _label_converter(label_offset, label_map, num_labels, raw_labels)
 
-    row_lines: list[int] | None = None  # the file line of each row of a CSV / TSV / JSON-lines file, for messages
-    if isinstance(source, DatasetDict):
-        raw_parts: dict[str | None, Columns] = {}
-        for name, dataset in source.items():
+    # the file line of each row of a CSV / TSV / JSON-lines file, per part (None: the one table), for messages
+    part_lines: dict[str | None, list[int] | None] = {}
+    part_names: dict[str | None, str] = {}  # the file each split was read from
+    raw_parts: dict[str | None, Columns] = {}
+    if isinstance(source, DatasetDict | Mapping):
+        description = "DatasetDict" if isinstance(source, DatasetDict) else "data files"
+        for name, part in source.items():
             split = _canonical_split(name)
             if split is None:
                 logger.warning("load_table: ignoring split %r (not train/validation/dev/test).", name)
                 continue
             if split in raw_parts:
-                raise ValueError(f"DatasetDict has two splits that both mean {split!r}: {list(source)}.")
-            raw_parts[split] = dataset.to_dict()
-        description = "DatasetDict"
+                raise ValueError(f"{description}: two splits that both mean {split!r}: {list(source)}.")
+            if isinstance(part, Dataset):
+                raw_parts[split] = _dataset_columns(part, label_column, label_names=raw_labels)
+            else:
+                raw_parts[split], part_lines[split] = _read_file(part, skip_bad_rows)
+                part_names[split] = Path(part).name
     else:
         if isinstance(source, Dataset):
-            table, description = source.to_dict(), "Dataset"
+            table, description = _dataset_columns(source, label_column, label_names=raw_labels), "Dataset"
         elif isinstance(source, pd.DataFrame):
             table, description = columns_from_frame(source), "DataFrame"
         else:
-            file = Path(source)
-            if not file.is_file():
-                raise FileNotFoundError(f"table file {str(file)!r} does not exist.")
-            (table, row_lines), description = read_table_with_lines(file, skip_bad_rows=skip_bad_rows), file.name
+            (table, part_lines[None]), description = _read_file(source, skip_bad_rows), Path(source).name
         raw_parts = {None: table}
 
-    def place(row: int) -> str:
-        return f"line {row_lines[row]}" if row_lines is not None else f"row {row}"
+    def place(split: str | None, row: int) -> str:
+        lines = part_lines.get(split)
+        return f"line {lines[row]}" if lines is not None else f"row {row}"
+
+    def part_name(split: str | None) -> str:
+        """The file a part was read from, else what the source is (and which of its splits)."""
+        return part_names.get(split) or (description if split is None else f"{description} split {split!r}")
 
     needed = [*text_columns, label_column, *renames.values()]
-    if split_column is not None and None in raw_parts:
+    if split_column is not None:
         needed.append(split_column)
     if id_column is not None:
         needed.append(id_column)
     for split, table in raw_parts.items():
         missing = [column for column in dict.fromkeys(needed) if column not in table]
         if missing:
-            where = description if split is None else f"{description} split {split!r}"
-            raise ValueError(f"{where}: missing column(s) {missing}; available columns: {list(table)}.")
+            raise ValueError(f"{part_name(split)}: missing column(s) {missing}; available columns: {list(table)}.")
 
     parts: dict[str, Columns] = {}
     dropped = total = 0
     for split, table in raw_parts.items():
         n = num_rows(table)
         targets: list[str | None]
-        if split is not None:
-            targets = [split] * n
-        elif split_column is not None:
-            targets = []
-            for row, value in enumerate(table[split_column]):
-                canonical = _canonical_split(value)
-                if canonical is None:
-                    raise ValueError(
-                        f"{description}: {place(row)}: {split_column} = {value!r}; expected one of "
-                        f"{sorted(_SPLIT_ALIASES)} (case-insensitive)."
-                    )
-                targets.append(canonical)
+        if split_column is not None:
+            targets = [_canonical_split(value) for value in table[split_column]]
+            unknown = [row for row, target in enumerate(targets) if target is None]
+            if unknown:
+                values = list(dict.fromkeys(str(table[split_column][row]) for row in unknown))
+                first = unknown[0]
+                raise ValueError(
+                    f"{part_name(split)}: {place(split, first)}: {split_column} = {table[split_column][first]!r}; the "
+                    f"split column {split_column!r} has unknown value(s) {values[:20]} in {len(unknown)} row(s); "
+                    f"expected one of {sorted(_SPLIT_ALIASES)} (case-insensitive)."
+                )
         else:
-            targets = ["train"] * n
+            targets = [split or "train"] * n
         for row in range(n):
             total += 1
-            text = join_text(*(table[column][row] for column in text_columns))
+            text = join_text(*(table[column][row] for column in text_columns), separator=text_separator)
             if not text:
                 dropped += 1
                 continue
             target = targets[row]
-            where = f"{description}: " + (f"split {split!r} row {row}" if split is not None else place(row))
+            where = f"{part_name(split)}: " + (place(split, row) if split in part_lines else f"row {row}")
             label = convert(table[label_column][row], where)
             row_id = str(table[id_column][row]) if id_column is not None else f"{split or 'row'}:{row}"
             columns = parts.setdefault(target, empty_columns(attribute_names))
@@ -237,9 +263,20 @@ def load_table(
         raise ValueError(f"{description}: no rows with a non-empty text.")
     if split_column is None and None in raw_parts:
         splits = split_columns(parts["train"], seed=seed)
+    elif "train" not in parts:  # data to evaluate or predict on only: nothing to carve the other splits from
+        logger.warning("%s: no training split; the missing split(s) stay empty.", description)
+        splits = {split: parts.get(split, empty_columns(attribute_names)) for split in SPLITS}
     else:
         splits = complete_splits(parts, seed=seed, source=description)
     return build_dataset_dict(splits, attribute_names, description, "string" if raw_labels else "int64")
+
+
+def _read_file(path: str | os.PathLike[str], skip_bad_rows: bool) -> tuple[Columns, list[int] | None]:
+    """A table file's columns and the file line of each row (:func:`read_table_with_lines`)."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"table file {str(file)!r} does not exist.")
+    return read_table_with_lines(file, skip_bad_rows=skip_bad_rows)
 
 
 __all__ = ["load_table"]
