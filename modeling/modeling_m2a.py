@@ -23,6 +23,15 @@ A forward's `view` says how it routes: `None` (per-sample: the fine adapter for 
 unknown ones), `"coarse"` (NN†: every attribute unknown) or `"iid"` (the coarse LoRA alone). In training,
 `config.training_policy` says which views a forward trains: `joint` runs NN and NN† on every sample in one batched
 pass, `stochastic` routes each sample to one of them, `fine` / `coarse` run one.
+
+Routing runs at fixed shapes, without a host sync, so that a forward compiles into one graph (`torch.compile`) and
+every adapter takes part in every backward (`DistributedDataParallel(find_unused_parameters=False)`): an unknown value
+gets a zero value embedding (its fine update is exactly 0) and a gate of 1 on its unknown LoRA (0 where the value is
+known). The coarse LoRA and every unknown LoRA run as one gated low-rank pair, every attribute's fine update as one
+batched contraction. Only static information (view, training policy) skips a path: `view="coarse"`, no
+`attribute_ids` outside training and the `coarse` policy skip the fine adapters, `joint` runs them on its NN half only.
+Inside a compiled region the data-dependent input checks (id and label ranges) are skipped: compiled runs rely on the
+collator (or an eager first batch) for valid ids and labels.
 """
 
 from __future__ import annotations
