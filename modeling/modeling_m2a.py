@@ -28,6 +28,15 @@ Backbone families: the adapted layers are those of `config.m2a_target_modules` /
 the family's (`TRANSFORMERS_MODELS_TO_M2A_TARGET_MODULES_MAPPING`). GPT-2 `Conv1D` layers are wrapped like
 `nn.Linear`; on a fused QKV layer (GPT-2 `c_attn`, ModernBERT `Wqkv`) the attribute adapters update only Q and V.
 Decoders (`config.is_causal_lm`) pool the last non-pad token and train a causal-LM auxiliary term.
+
+Routing runs at fixed shapes, without a host sync, so that a forward compiles into one graph (`torch.compile`) and
+every adapter takes part in every backward (`DistributedDataParallel(find_unused_parameters=False)`): an unknown value
+gets a zero value embedding (its fine update is exactly 0) and a gate of 1 on its unknown LoRA (0 where the value is
+known). The coarse LoRA and every unknown LoRA run as one gated low-rank pair, every attribute's fine update as one
+batched contraction. Only static information (view, training policy) skips a path: `view="coarse"`, no
+`attribute_ids` outside training and the `coarse` policy skip the fine adapters, `joint` runs them on its NN half only.
+Inside a compiled region the data-dependent input checks (id and label ranges) are skipped: compiled runs rely on the
+collator (or an eager first batch) for valid ids and labels.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.pytorch_utils import Conv1D
-from transformers.utils import ModelOutput, cached_file, logging
+from transformers.utils import ModelOutput, cached_file, is_torchdynamo_compiling, logging
 
 from .configuration_m2a import TRANSFORMERS_MODELS_TO_M2A_TARGET_MODULES_MAPPING, M2AConfig
 from .pipeline_m2a import CUSTOM_PIPELINES, parse_attribute_vocab
@@ -55,6 +64,10 @@ from .pipeline_m2a import CUSTOM_PIPELINES, parse_attribute_vocab
 logger = logging.get_logger(__name__)
 
 VIEWS = (None, "fine", "coarse", "iid")
+# Inside a compiled region the masked-LM head runs on this fraction of a batch's tokens plus one per row (a fixed
+# shape); `M2ADataCollator` masks max(int(mlm_probability·n), 1) of a row's n tokens, which fits for
+# mlm_probability ≤ 0.25 (default 0.15). More masked positions fail an assertion instead of being dropped.
+COMPILED_MLM_CAPACITY = 0.25
 _SIGNED_INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64)
 AUTO_MAP = {
     "AutoConfig": "configuration_m2a.M2AConfig",
@@ -96,22 +109,31 @@ def kron_shapes(
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Routing: which rows of the batch take which path, set once per forward and read by every adapted layer
+# Routing: which rows take which path, set once per forward and read by every adapted layer
 # ----------------------------------------------------------------------------------------------------------------------
-Rows = slice | torch.Tensor | None  # None: no row; slice: a contiguous range (slice(None) = all); tensor: row indices
-
-
-@dataclass
-class _AttributeRoute:
-    fine_rows: Rows  # rows whose value is known (fine adapter)
-    coarse_rows: Rows  # rows whose value is unknown (unknown LoRA)
-    embeddings: torch.Tensor | None  # (n_fine, E) value embeddings of the fine rows
-
-
 @dataclass
 class _Routing:
-    iid: bool
-    attributes: list[_AttributeRoute]
+    """The routing of one forward, at fixed shapes (no host sync, no data-dependent shape: one compiled graph).
+
+    A row whose value of attribute `a` is unknown gets a zero value embedding, so its fine update is exactly 0, and
+    a gate of 1 on `a`'s unknown LoRA (0 where the value is known): every adapter runs on every row it may apply to
+    and stays in the autograd graph (zero-weighted where unused), which `DistributedDataParallel` needs. The cheap
+    special cases are decided by static information only (the view, the training policy), never by the ids.
+
+    Fields:
+        iid: the coarse LoRA alone (`view="iid"`).
+        unknown: `(batch, num_attributes)` 1.0 where the value is unknown, 0.0 where known; `None`: every value
+            unknown (`view="coarse"`, no `attribute_ids`), the fine adapters do not run.
+        embeddings: `(fine_rows, num_attributes, E)` value embeddings, zero where the value is unknown; `None` when
+            `unknown` is.
+        fine_rows: the fine adapters run on the first `fine_rows` rows only (`joint`: the rest is NN†, all unknown);
+            `None`: every row.
+    """
+
+    iid: bool = False
+    unknown: torch.Tensor | None = None
+    embeddings: torch.Tensor | None = None
+    fine_rows: int | None = None
 
 
 class _Router:
@@ -120,41 +142,6 @@ class _Router:
 
     def __init__(self) -> None:
         self.state: _Routing | None = None
-
-
-def _rows(mask: torch.Tensor, count: int, first: int, last: int) -> Rows:
-    """The rows where `mask` (batch,) is true, given their number and the first and last of them (host integers).
-
-    Contiguous rows become a slice; scattered ones a tensor of indices in order, found with a stable sort rather than
-    `nonzero`, whose data-dependent size would cost another host sync.
-    """
-    if count == 0:
-        return None
-    if count == mask.shape[0]:
-        return slice(None)
-    if last - first + 1 == count:
-        return slice(first, last + 1)
-    return torch.argsort((~mask).to(torch.uint8), stable=True)[:count]
-
-
-def _select(x: torch.Tensor, rows: Rows) -> torch.Tensor:
-    return x[rows] if isinstance(rows, slice) else x.index_select(0, rows)
-
-
-def _add_parts(out: torch.Tensor, parts: list[tuple[Rows, torch.Tensor]]) -> torch.Tensor:
-    """`out` plus row-disjoint pieces that together cover all its rows (an attribute's known and unknown rows).
-    Contiguous pieces (the joint [NN; NN†] batch, a batch of one kind) are concatenated and added once, which is
-    cheaper in the backward than in-place adds into row slices; scattered rows (`stochastic`) use `index_add_`."""
-    parts = [(rows, delta) for rows, delta in parts if rows is not None]
-    if all(isinstance(rows, slice) for rows, _ in parts):
-        if len(parts) == 1 and parts[0][0] == slice(None):
-            return out + parts[0][1]
-        return out + torch.cat([delta for _, delta in sorted(parts, key=lambda part: part[0].start)], dim=0)
-    for rows, delta in parts:
-        if isinstance(rows, slice):
-            rows = torch.arange(out.shape[0], device=out.device)[rows]
-        out = out.index_add_(0, rows, delta)
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -268,20 +255,62 @@ class M2ALinear(nn.Linear):
         return torch.cat([delta[..., :block], zeros, delta[..., block:]], dim=-1)
 
     def fine_delta(self, x: torch.Tensor, factor_c: torch.Tensor, factor_d: torch.Tensor) -> torch.Tensor:
-        """`x · (C_b ⊗ D)` per row b without building the Kronecker product.
+        """`x · (C_b ⊗ D)` per row b without building the Kronecker product; with an attribute axis, the sum
+        `Σ_a x · (C_{b,a} ⊗ D_a)` of every attribute's update in one batched contraction.
 
-        Args: x (n, L, in); factor_c (n, p, s), one per row; factor_d (q, t), shared. Returns (n, L, out).
+        Args: x (n, L, in); factor_c (n, p, s) one per row, or (n, A, p, s) one per row and attribute; factor_d
+        (q, t) shared, or (A, q, t) one per attribute. Returns (n, L, out).
         """
         p, q, s, t = self.kron_shape
         n, length = x.shape[0], x.shape[1]
+        if factor_c.dim() == 3:  # a single attribute
+            factor_c, factor_d = factor_c.unsqueeze(1), factor_d.unsqueeze(0)
         xr = x.reshape(n, length, p, q)
         if self._c_first:
-            z = torch.einsum("nlpq,nps->nlsq", xr, factor_c)  # (n, L, s, q)
-            y = torch.matmul(z, factor_d)  # (n, L, s, t)
+            z = torch.einsum("nlpq,naps->nlasq", xr, factor_c)  # (n, L, A, s, q)
+            y = torch.einsum("nlasq,aqt->nlst", z, factor_d)  # (n, L, s, t), summed over the attributes
         else:
-            z = torch.matmul(xr, factor_d)  # (n, L, p, t)
-            y = torch.einsum("nlpt,nps->nlst", z, factor_c)  # (n, L, s, t)
+            z = torch.einsum("nlpq,aqt->nlapt", xr, factor_d)  # (n, L, A, p, t)
+            y = torch.einsum("nlapt,naps->nlst", z, factor_c)  # (n, L, s, t), summed over the attributes
         return y.reshape(n, length, s * t)
+
+    def _lora_deltas(self, h: torch.Tensor, unknown: torch.Tensor | None) -> torch.Tensor:
+        """The coarse LoRA plus every attribute's unknown LoRA, in one pair of matmuls.
+
+        The A matrices are concatenated along the rank ([A; A_1; ...], rank r + num_attributes·r_a), and so are the B
+        matrices. Each rank block is scaled by its LoRA scaling and, per row, by its gate: 1 for the coarse LoRA, and
+        for attribute a's unknown LoRA `unknown[:, a]` (1 where the value is unknown, 0 where it is known). With
+        `unknown=None` (every value unknown) the scalings are folded into B and nothing is gated.
+
+        Args: h (n, L, in) the dropped-out input; unknown (n, A) or None. Returns (n, L, out).
+        """
+        lora_a = torch.cat([self.m2a_lora_A, self.m2a_unknown_lora_A.flatten(0, 1)], dim=0)  # (r + A·r_a, in)
+        unknown_b = self.m2a_unknown_lora_B.permute(1, 0, 2).flatten(1)  # (attribute_out, A·r_a)
+        unknown_b = self._place_attribute_delta(unknown_b.T).T  # (out, A·r_a): zero rows for a fused layer's K
+        if unknown is None:
+            lora_b = torch.cat([self.scaling * self.m2a_lora_B, self.unknown_scaling * unknown_b], dim=1)
+            return F.linear(F.linear(h, lora_a), lora_b)
+        lora_b = torch.cat([self.m2a_lora_B, unknown_b], dim=1)  # (out, r + A·r_a)
+        z = F.linear(h, lora_a)  # (n, L, r + A·r_a)
+        attribute_rank = self.m2a_unknown_lora_A.shape[1]
+        gate = torch.cat(
+            [
+                z.new_full((z.shape[0], self.rank), self.scaling),
+                (self.unknown_scaling * unknown.to(z.dtype)).repeat_interleave(attribute_rank, dim=1),
+            ],
+            dim=1,
+        )  # (n, r + A·r_a)
+        return F.linear(z * gate.unsqueeze(1), lora_b)
+
+    def _fine_delta(self, x: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """Every attribute's fine update of the rows of `x`, from their value embeddings (zero where the value is
+        unknown, which makes that attribute's update exactly 0).
+
+        Args: x (n, L, in); embeddings (n, A, E). Returns (n, L, out).
+        """
+        p, _, s, _ = self.kron_shape
+        factor_c = torch.einsum("nae,aef->naf", embeddings, self.m2a_fine_gen)  # (n, A, p·s): C = e · G
+        return self.fine_delta(x, factor_c.unflatten(-1, (p, s)), self.m2a_fine_shared)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.linear(x, self.base_weight, self.bias)
@@ -292,37 +321,14 @@ class M2ALinear(nn.Linear):
         squeeze = x.dim() == 2
         if squeeze:  # (batch, in) inputs, e.g. a pooled vector
             x, h, out = x.unsqueeze(1), h.unsqueeze(1), out.unsqueeze(1)
-
-        all_unknown = all(r.fine_rows is None for r in state.attributes)
-        if all_unknown:
-            # NN† for the whole batch: one fused low-rank product over [A; A_1; ...] and [s·B, s_a·B_1, ...]
-            # (the coarse LoRA and every unknown LoRA).
-            lora_a = torch.cat([self.m2a_lora_A, self.m2a_unknown_lora_A.flatten(0, 1)], dim=0)
-            lora_b = torch.cat(
-                [
-                    self.scaling * self.m2a_lora_B,
-                    self._place_attribute_delta(
-                        self.unknown_scaling * self.m2a_unknown_lora_B.permute(1, 0, 2).flatten(1).T
-                    ).T,
-                ],
-                dim=1,
-            )
-            out = out + F.linear(F.linear(h, lora_a), lora_b)
-        else:
-            out = out + self.scaling * F.linear(F.linear(h, self.m2a_lora_A), self.m2a_lora_B)
-            for a, route in enumerate(state.attributes):
-                parts: list[tuple[Rows, torch.Tensor]] = []
-                if route.coarse_rows is not None:
-                    hs = _select(h, route.coarse_rows)
-                    d = F.linear(F.linear(hs, self.m2a_unknown_lora_A[a]), self.m2a_unknown_lora_B[a])
-                    d = self.unknown_scaling * d
-                    parts.append((route.coarse_rows, self._place_attribute_delta(d)))
-                if route.fine_rows is not None:
-                    p, _, s, _ = self.kron_shape
-                    factor_c = (route.embeddings @ self.m2a_fine_gen[a]).view(-1, p, s)
-                    d = self.fine_delta(_select(x, route.fine_rows), factor_c, self.m2a_fine_shared[a])
-                    parts.append((route.fine_rows, self._place_attribute_delta(d)))
-                out = _add_parts(out, parts)
+        out = out + self._lora_deltas(h, state.unknown)
+        if state.embeddings is not None:
+            rows = state.fine_rows
+            if rows is None:
+                out = out + self._place_attribute_delta(self._fine_delta(x, state.embeddings))
+            else:  # only the first `rows` rows may hold known values (`joint`: NN rows, then NN† rows)
+                fine = self._place_attribute_delta(self._fine_delta(x[:rows], state.embeddings))
+                out = torch.cat([out[:rows] + fine, out[rows:]], dim=0)
         return out.squeeze(1) if squeeze else out
 
     def extra_repr(self) -> str:
@@ -652,7 +658,8 @@ class M2AModel(M2APreTrainedModel):
 
         `attribute_ids=None` is valid (every attribute unknown); given ids must be a signed integer tensor of shape
         `(batch_size, num_attributes)` with values in `[-1, num_values)`. Shape and dtype are checked on the host;
-        the value range costs one host sync.
+        the value range costs one host sync, and is skipped inside a compiled region (`torch.compile`), which relies
+        on the collator (`M2ADataCollator` / `AttributeVocab` map values to valid ids) or on an eager first batch.
         """
         names, sizes = self.config.attribute_names, self.config.attribute_sizes
         if view not in VIEWS:
@@ -671,7 +678,7 @@ class M2AModel(M2APreTrainedModel):
                 f"`attribute_ids` must have shape (batch, num_attributes) = ({batch_size}, {len(names)}) with columns "
                 f"{names}, got shape {tuple(attribute_ids.shape)}."
             )
-        if not names or attribute_ids.numel() == 0:
+        if not names or attribute_ids.numel() == 0 or is_torchdynamo_compiling():
             return
         limits = torch.tensor(sizes, device=attribute_ids.device)
         bad = (attribute_ids < -1) | (attribute_ids >= limits)
@@ -701,39 +708,30 @@ class M2AModel(M2APreTrainedModel):
             )
         return True
 
-    def route(self, attribute_ids: torch.Tensor | None, batch_size: int, view: str | None) -> _Routing:
-        """Compute which rows take the fine and which the coarse path, per attribute.
+    def route(
+        self, attribute_ids: torch.Tensor | None, batch_size: int, view: str | None, fine_rows: int | None = None
+    ) -> _Routing:
+        """The routing of a forward, at fixed shapes and without a host sync (see `_Routing`).
 
-        One host sync: the number of known rows and the first and last known and unknown row of every attribute
-        come to the host in a single transfer; scattered rows are then indexed without another one.
+        Unknown ids (-1) are looked up as id 0 and their embedding multiplied by 0, so every row takes both paths
+        with the unused one zero-weighted. `fine_rows`: only the first `fine_rows` rows may hold known values (the
+        rest are routed as unknown whatever their ids, and the fine adapters skip them); `None`: every row.
         """
         if view == "iid":
-            return _Routing(iid=True, attributes=[])
-        num = self.config.num_attributes
-        if view == "coarse" or attribute_ids is None:
-            return _Routing(iid=False, attributes=[_AttributeRoute(None, slice(None), None)] * num)
-        if batch_size == 0:
-            return _Routing(iid=False, attributes=[_AttributeRoute(None, None, None)] * num)
-        known = attribute_ids >= 0  # (batch, A)
-        rows = torch.arange(batch_size, device=known.device)[:, None]  # (batch, 1)
-        bounds = torch.stack(
-            [
-                known.sum(0),
-                torch.where(known, rows, batch_size).amin(0),
-                torch.where(known, rows, -1).amax(0),
-                torch.where(known, batch_size, rows).amin(0),
-                torch.where(known, -1, rows).amax(0),
-            ]
-        ).tolist()  # (5, A): the host sync
-        routes = []
-        for a, (count, first, last, first_unknown, last_unknown) in enumerate(zip(*bounds, strict=True)):
-            fine = _rows(known[:, a], count, first, last)
-            coarse = _rows(~known[:, a], batch_size - count, first_unknown, last_unknown)
-            emb = None
-            if fine is not None:
-                emb = self.value_embeddings[a](_select(attribute_ids[:, a], fine))
-            routes.append(_AttributeRoute(fine, coarse, emb))
-        return _Routing(iid=False, attributes=routes)
+            return _Routing(iid=True)
+        if view == "coarse" or attribute_ids is None or not self.config.num_attributes:
+            return _Routing()
+        if fine_rows is not None and not 0 <= fine_rows <= batch_size:
+            raise ValueError(f"`fine_rows` must be in [0, {batch_size}] (the batch size), got {fine_rows}.")
+        ids = attribute_ids if fine_rows is None else attribute_ids[:fine_rows]
+        known = ids >= 0  # (fine_rows, A)
+        looked_up = ids.clamp_min(0)
+        embeddings = torch.stack([table(looked_up[:, a]) for a, table in enumerate(self.value_embeddings)], dim=1)
+        embeddings = embeddings * known.unsqueeze(-1).to(embeddings.dtype)  # (fine_rows, A, E), zero where unknown
+        unknown = (~known).to(embeddings.dtype)
+        if fine_rows is not None and fine_rows < batch_size:
+            unknown = torch.cat([unknown, unknown.new_ones(batch_size - fine_rows, unknown.shape[1])], dim=0)
+        return _Routing(unknown=unknown, embeddings=embeddings, fine_rows=fine_rows)
 
     def forward(
         self,
@@ -748,6 +746,7 @@ class M2AModel(M2APreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         validate_attribute_ids: bool = True,
+        fine_rows: int | None = None,
         **kwargs: Any,
     ) -> BaseModelOutputWithPooling | tuple:
         r"""
@@ -762,12 +761,15 @@ class M2AModel(M2APreTrainedModel):
         validate_attribute_ids (`bool`, *optional*, defaults to `True`):
             Check `view` and `attribute_ids` (`check_attribute_ids`). `M2AForSequenceClassification` checks the
             caller's ids itself, before its training policy rewrites them, and passes `False`.
+        fine_rows (`int`, *optional*):
+            Only the first `fine_rows` rows may hold known values; the others are routed as unknown whatever their
+            ids, and the fine adapters skip them (the `joint` policy's NN† half). `None`: every row.
         """
         batch_size = _input_shape(input_ids, inputs_embeds)[0]
         if validate_attribute_ids:
             self.check_attribute_ids(attribute_ids, batch_size, view)
             self.missing_attribute_ids(attribute_ids, view)  # None routes every attribute coarse (see `route`)
-        self._router.state = self.route(attribute_ids, batch_size, view)
+        self._router.state = self.route(attribute_ids, batch_size, view, fine_rows)
         if self.config.is_causal_lm:
             kwargs.setdefault("use_cache", False)
             if position_ids is None and attention_mask is not None:  # left padding: positions count real tokens
@@ -896,11 +898,13 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         """
         shape = _input_shape(input_ids, inputs_embeds)
         self.m2a.check_attribute_ids(attribute_ids, shape[0], view)  # the caller's ids, once per forward
-        if self.m2a.missing_attribute_ids(attribute_ids, view):
+        policy = self._training_policy(labels, view)
+        # Missing ids: every attribute unknown. Outside training the encoder routes `None` statically (the coarse
+        # path); a training policy gets an all -1 tensor to rewrite (`joint` still doubles the batch).
+        if self.m2a.missing_attribute_ids(attribute_ids, view) and policy is not None:
             device = (input_ids if input_ids is not None else inputs_embeds).device
             attribute_ids = torch.full((shape[0], self.config.num_attributes), -1, dtype=torch.long, device=device)
         self._check_labels(labels, mlm_labels, shape)
-        policy = self._training_policy(labels, view)
         if self.config.is_causal_lm:
             if mlm_labels is not None and not self._logged_ignored_mlm_labels:
                 self._logged_ignored_mlm_labels = True
@@ -932,6 +936,7 @@ class M2AForSequenceClassification(M2APreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
             validate_attribute_ids=False,
+            fine_rows=shape[0] if doubled else None,
             **kwargs,
         )
         hidden = outputs.last_hidden_state
@@ -953,7 +958,8 @@ class M2AForSequenceClassification(M2APreTrainedModel):
     def _check_labels(
         self, labels: torch.Tensor | None, mlm_labels: torch.Tensor | None, input_shape: tuple[int, ...]
     ) -> None:
-        if labels is not None:
+        # The label range needs a host sync: skipped inside a compiled region (the collator's labels are trusted).
+        if labels is not None and not is_torchdynamo_compiling():
             valid = labels != -100
             if bool(((labels[valid] < 0) | (labels[valid] >= self.num_labels)).any()):
                 bad = labels[valid][(labels[valid] < 0) | (labels[valid] >= self.num_labels)][0]
@@ -980,18 +986,19 @@ class M2AForSequenceClassification(M2APreTrainedModel):
 
         `joint`: the ids, then every id unknown (NN rows then NN† rows, one pass over twice the batch);
         `stochastic`: each row's ids replaced by unknowns with probability `effective_stochastic_coarse_prob`;
-        `coarse`: every id unknown; `fine` or no policy: the ids as given.
+        `coarse`: `None` (every id unknown, which the encoder routes statically: the fine adapters do not run);
+        `fine` or no policy: the ids as given.
         """
         if attribute_ids is None or policy in (None, "fine"):
             return attribute_ids, False
+        if policy == "coarse":
+            return None, False
         unknown = torch.full_like(attribute_ids, -1)
         if policy == "joint":
             return torch.cat([attribute_ids, unknown], 0), True
-        if policy == "stochastic":
-            draw = torch.rand(attribute_ids.shape[0], device=attribute_ids.device)
-            coarse = draw < self.config.effective_stochastic_coarse_prob
-            return torch.where(coarse[:, None], unknown, attribute_ids), False
-        return unknown, False
+        draw = torch.rand(attribute_ids.shape[0], device=attribute_ids.device)  # `stochastic`
+        coarse = draw < self.config.effective_stochastic_coarse_prob
+        return torch.where(coarse[:, None], unknown, attribute_ids), False
 
     def _loss(
         self,
@@ -1025,14 +1032,34 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         return loss, (mlm_losses[0] if mlm_losses else None)
 
     def _mlm_loss(self, hidden: torch.Tensor, mlm_labels: torch.Tensor) -> torch.Tensor:
-        """The auxiliary LM loss at the positions where `mlm_labels != -100`: masked-LM (encoders) or causal-LM
-        (decoders, whose labels are the next tokens, see `_causal_lm_labels`)."""
-        selected = mlm_labels != -100
-        if not bool(selected.any()):
-            return hidden.new_zeros(())
+        """The auxiliary LM loss: mean cross-entropy over the positions where `mlm_labels != -100` (0 when there is
+        none); masked-LM for encoders, causal-LM for decoders (their labels are the next tokens, `_causal_lm_labels`).
+
+        The MLM head runs on the masked positions only: in eager mode gathered by index (one host sync); inside a
+        compiled region on a fixed number of positions, the first of them sorted masked-first (see
+        `COMPILED_MLM_CAPACITY`), the rest ignored by the cross-entropy. Either way the head stays in the autograd
+        graph when no position is masked (zero gradients, as `DistributedDataParallel` needs).
+        """
+        labels = mlm_labels.flatten()  # (batch·seq,)
+        selected = labels != -100
+        count = selected.sum()
+        if is_torchdynamo_compiling():
+            capacity = min(labels.numel(), math.ceil(COMPILED_MLM_CAPACITY * labels.numel()) + mlm_labels.shape[0])
+            if self.config.is_causal_lm:  # every real token is a causal-LM target
+                capacity = labels.numel()
+            torch._assert_async(
+                count <= capacity,
+                f"more masked positions than a compiled forward's MLM capacity ({capacity}: "
+                f"{COMPILED_MLM_CAPACITY:.0%} of the tokens plus one per row); lower `mlm_probability`",
+            )
+            positions = torch.argsort((~selected).to(torch.uint8), stable=True)[:capacity]
+        else:
+            positions = selected.nonzero().squeeze(1)
+        rows = hidden.flatten(0, 1).index_select(0, positions)  # (positions, hidden)
         head = self.clm_head if self.config.is_causal_lm else self.mlm_head
-        logits = head(hidden[selected], self.m2a.get_input_embeddings().weight)  # (n_selected, vocab)
-        return F.cross_entropy(logits.float(), mlm_labels[selected])
+        logits = head(rows, self.m2a.get_input_embeddings().weight)  # (positions, vocab)
+        loss = F.cross_entropy(logits.float(), labels.index_select(0, positions), reduction="sum")
+        return loss / count.clamp_min(1)
 
     def _distillation_loss(self, logits: torch.Tensor, coarse_logits: torch.Tensor) -> torch.Tensor:
         """T²·KL(NN ‖ NN†) at temperature T = `kl_temperature`; NN (detached) teaches NN†."""

@@ -17,7 +17,7 @@ from transformers.pytorch_utils import Conv1D
 from m2a_hf import M2AConfig, M2AForSequenceClassification, M2ALinear
 from m2a_hf.adapters import export_coarse
 from m2a_hf.modeling.configuration_m2a import TRANSFORMERS_MODELS_TO_M2A_TARGET_MODULES_MAPPING
-from m2a_hf.modeling.modeling_m2a import _AttributeRoute, _causal_lm_labels, _inject_adapters, _Router, _Routing
+from m2a_hf.modeling.modeling_m2a import _causal_lm_labels, _inject_adapters, _Router, _Routing
 
 
 VOCAB = 99
@@ -168,11 +168,13 @@ def test_fused_qkv_layer_gives_the_attribute_updates_to_q_and_v_only():
     x = torch.randn(2, 3, 12)
     embedding = torch.randn(1, 4)
     with torch.no_grad():
-        router.state = _Routing(iid=True, attributes=[])
+        router.state = _Routing(iid=True)
         coarse = layer(x)
-        router.state = _Routing(iid=False, attributes=[_AttributeRoute(slice(0, 1), slice(1, 2), embedding)])
+        # row 0: the value is known (fine adapter); row 1: unknown (zero embedding, gate 1 on the unknown LoRA)
+        embeddings = torch.cat([embedding, torch.zeros_like(embedding)]).unsqueeze(1)  # (rows, attributes, E)
+        router.state = _Routing(unknown=torch.tensor([[0.0], [1.0]]), embeddings=embeddings)
         routed = layer(x) - coarse
-        router.state = _Routing(iid=False, attributes=[_AttributeRoute(None, slice(None), None)])
+        router.state = _Routing(unknown=None)  # every value unknown: the fused all-unknown product
         all_unknown = layer(x) - coarse
     for delta in (routed, all_unknown):
         k_block = delta[..., block : 2 * block]  # K untouched (up to the rounding of the fused all-unknown product)

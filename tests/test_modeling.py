@@ -109,15 +109,26 @@ def test_adapted_layers_wrap_the_backbone_weights_without_allocating_new_ones(mo
 
 
 # ---------------------------------------------------------------------------------------------- routing
-def test_route_finds_contiguous_and_scattered_rows(model):
+def test_route_gates_unknown_values_at_fixed_shapes(model):
+    perturb(model)
     ids = torch.tensor([[1, -1], [-1, -1], [2, 3], [-1, 4], [0, 1]])
-    user, item = model.m2a.route(ids, 5, None).attributes
-    assert user.fine_rows.tolist() == [0, 2, 4] and user.coarse_rows.tolist() == [1, 3]
-    assert item.fine_rows == slice(2, 5) and item.coarse_rows == slice(0, 2)
+    state = model.m2a.route(ids, 5, None)
     hidden = TINY_BACKBONE["hidden_size"]
-    assert user.embeddings.shape == (3, hidden) and item.embeddings.shape == (3, hidden)
-    everyone = model.m2a.route(torch.tensor([[1, 2], [3, 4]]), 2, None).attributes
-    assert all(r.fine_rows == slice(None) and r.coarse_rows is None for r in everyone)
+    assert state.unknown.tolist() == [[0, 1], [1, 1], [0, 0], [1, 0], [0, 0]]
+    assert state.embeddings.shape == (5, 2, hidden) and state.fine_rows is None
+    for (row, a), value in zip(((0, 0), (2, 0), (4, 0), (2, 1), (3, 1), (4, 1)), (1, 2, 0, 3, 4, 1), strict=True):
+        torch.testing.assert_close(state.embeddings[row, a], model.m2a.value_embeddings[a].weight[value])
+    unknown = state.embeddings[ids < 0]  # the unknown values' embeddings are exactly zero: no fine update
+    assert unknown.shape == (4, hidden) and not unknown.any()
+    # static cases: no embeddings at all (the fine adapters do not run)
+    assert model.m2a.route(ids, 5, "coarse").embeddings is None and model.m2a.route(None, 5, None).unknown is None
+    assert model.m2a.route(ids, 5, "iid").iid
+    # `joint`: the rows after `fine_rows` are unknown whatever their ids, and only the first rows get embeddings
+    doubled = model.m2a.route(torch.cat([ids, ids]), 10, None, fine_rows=5)
+    assert doubled.embeddings.shape == (5, 2, hidden) and doubled.fine_rows == 5
+    assert doubled.unknown[:5].tolist() == state.unknown.tolist() and doubled.unknown[5:].eq(1).all()
+    with pytest.raises(ValueError, match=r"`fine_rows` must be in \[0, 10\]"):
+        model.m2a.route(ids, 10, None, fine_rows=11)
 
 
 def test_mixed_batch_rows_equal_rows_alone_and_unknown_equals_coarse(model, batch):

@@ -31,20 +31,27 @@ from m2a_hf import M2AForSequenceClassification, M2ALinear
 def materialised_fine_delta(
     self: M2ALinear, x: torch.Tensor, factor_c: torch.Tensor, factor_d: torch.Tensor
 ) -> torch.Tensor:
-    """`x · (C_b ⊗ D)` per row b, the reference's way: build every `ΔW_b` densely, then `bmm`.
+    """`x · (C_b ⊗ D)` per row b, the reference's way: build every `ΔW_b` densely, then `bmm`; with an attribute axis,
+    one dense `ΔW` and one `bmm` per attribute, summed (the reference's `x·ΔW_user + x·ΔW_item`).
 
     Args:
         x: (n, L, in) inputs of the rows that take the fine path.
-        factor_c: (n, p, s) per-row generated factor `C_b`.
-        factor_d: (q, t) shared factor `D`.
+        factor_c: (n, p, s) per-row generated factor `C_b`, or (n, A, p, s) per row and attribute.
+        factor_d: (q, t) shared factor `D`, or (A, q, t) one per attribute.
 
     Returns:
         (n, L, out).
     """
     n = x.shape[0]
-    # ΔW[b, (i, k), (j, l)] = C[b, i, j] · D[k, l]  ->  (n, p, q, s, t), then viewed as (n, p·q, s·t) = (n, in, out)
-    delta_w = torch.einsum("bps,qt->bpqst", factor_c, factor_d).reshape(n, self.in_features, self.out_features)
-    return torch.bmm(x, delta_w)  # (n, L, in) @ (n, in, out) -> (n, L, out)
+    if factor_c.dim() == 3:  # a single attribute
+        factor_c, factor_d = factor_c.unsqueeze(1), factor_d.unsqueeze(0)
+    out = None
+    for a in range(factor_c.shape[1]):
+        # ΔW[b, (i, k), (j, l)] = C[b, i, j] · D[k, l]  ->  (n, p, q, s, t), then viewed as (n, p·q, s·t) = (n, in, out)
+        delta_w = torch.einsum("bps,qt->bpqst", factor_c[:, a], factor_d[a])
+        delta = torch.bmm(x, delta_w.reshape(n, self.in_features, self.out_features))  # (n, L, out)
+        out = delta if out is None else out + delta
+    return out
 
 
 def patch_materialised(model: nn.Module) -> int:
@@ -79,6 +86,13 @@ def check_equivalence(model: nn.Module, batch: int = 2, length: int = 3, seed: i
         explicit = torch.stack([x[b] @ torch.kron(c[b], d) for b in range(batch)])
         torch.testing.assert_close(dense, explicit, rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(factorised, explicit, rtol=1e-4, atol=1e-4)
+        worst = max(worst, float((dense - factorised).abs().max()))
+        # the forward's form: every attribute at once, summed
+        cs = torch.randn(batch, module.num_attributes, p, s, generator=generator).to(device, dtype)
+        ds = torch.randn(module.num_attributes, q, t, generator=generator).to(device, dtype)
+        dense = materialised_fine_delta(module, x, cs, ds)
+        factorised = M2ALinear.fine_delta(module, x, cs, ds)
+        torch.testing.assert_close(dense, factorised, rtol=1e-4, atol=1e-4)
         worst = max(worst, float((dense - factorised).abs().max()))
     return worst
 
