@@ -860,6 +860,12 @@ class M2AForSequenceClassification(M2APreTrainedModel):
         if trainable is not None:
             word_embeddings.requires_grad_(False)
 
+    @property
+    def mlm_head_trains(self) -> bool:
+        """Whether the masked-LM head has trainable parameters (a decoder's causal-LM head is frozen)."""
+        head = getattr(self, "mlm_head", None)
+        return head is not None and any(p.requires_grad for p in head.parameters())
+
     # ------------------------------------------------------------------ forward
     def forward(
         self,
@@ -919,6 +925,12 @@ class M2AForSequenceClassification(M2APreTrainedModel):
             if self.config.mask_token_id is None:
                 raise ValueError("`mlm_labels` were given but `config.mask_token_id` is not set.")
             input_ids = input_ids.masked_fill(mlm_labels != -100, self.config.mask_token_id)
+        if policy is not None and not use_mlm and not self.config.is_causal_lm and self.mlm_head_trains:
+            # No MLM term in this batch (no `mlm_labels`, or `mlm_weight=0`), but a trainable MLM head: it runs on no
+            # position (zero gradients), so that every trainable parameter takes part in every training backward
+            # (`DistributedDataParallel(find_unused_parameters=False)`).
+            device = (input_ids if input_ids is not None else inputs_embeds).device
+            mlm_labels, use_mlm = torch.full(shape, -100, dtype=torch.long, device=device), True
         attribute_ids, doubled = self._apply_training_policy(attribute_ids, policy)
 
         def rows(t: torch.Tensor | None) -> torch.Tensor | None:  # `joint`: the batch twice, NN rows then NN† rows

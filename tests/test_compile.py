@@ -182,6 +182,22 @@ def test_every_trainable_parameter_gets_a_gradient_whatever_the_batch(
     assert not missing, f"no gradient (DDP would fail): {missing}"
 
 
+@pytest.mark.parametrize("mlm", ["no_mlm_labels", "mlm_weight_0"])
+def test_a_trainable_mlm_head_gets_a_gradient_without_the_mlm_term(tiny_backbone, enc, mlm):
+    """`--mlm_probability 0` (no `mlm_labels`) or `mlm_weight=0` under DDP: the trainable MLM head still takes part."""
+    model = build(tiny_backbone, training_policy="stochastic", mlm_weight=0.0 if mlm == "mlm_weight_0" else 0.5)
+    assert model.mlm_head_trains
+    model.train()
+    batch = train_batch(enc)
+    if mlm == "no_mlm_labels":
+        del batch["mlm_labels"]
+    model(**batch).loss.backward()
+    missing = sorted(n for n, p in model.named_parameters() if p.requires_grad and p.grad is None)
+    assert not missing, f"no gradient (DDP would fail): {missing}"
+    head_grads = [p.grad for p in model.mlm_head.parameters()]
+    assert all(bool((g == 0).all()) for g in head_grads)  # zero-weighted: the head is not trained by this batch
+
+
 # ---------------------------------------------------------------------------------------------- Trainer
 @pytest.mark.slow
 def test_trainer_with_torch_compile_trains(tiny_backbone, enc, tmp_path):
