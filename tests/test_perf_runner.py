@@ -40,3 +40,22 @@ def test_tiny_run_writes_results_report_and_chart(tmp_path):
     assert machine["cpu_count"] and machine["git_commit"] and machine["torch_threads"] == 1
     assert "minilm" in (tmp_path / "results.md").read_text() and (tmp_path / "perf.png").stat().st_size > 0
     assert report.markdown(data) == (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.slow
+def test_interleaved_run_times_every_arm_and_writes_ratios(tmp_path):
+    from benchmarks.perf import interleaved
+
+    argv = ["--output_dir", str(tmp_path), "--seq_len", "16", "--batch_size", "2", "--lora_rank", "4"]
+    result = interleaved.main(argv + ["--rounds", "2", "--warmup", "1", "--threads", "1"])
+    assert set(result["train"]) == set(interleaved.TRAIN_ARMS)
+    assert set(result["inference"]) == set(interleaved.INFER_ARMS)
+    for name, timing in result["train"].items():
+        assert len(timing["all_ms"]) == 2 and min(timing["all_ms"]) > 0, name
+    assert result["train"][interleaved.BASELINE]["ratio"] == 1.0
+    joint, fine = result["train"]["m2a_joint"]["median_ms"], result["train"]["m2a_fine"]["median_ms"]
+    assert result["train"]["m2a_joint"]["ratio"] == round(joint / result["train"]["lora_r128"]["median_ms"], 3)
+    assert joint > fine  # joint runs the batch twice
+    saved = json.loads((tmp_path / "interleaved.json").read_text())
+    assert saved["train"] == result["train"]
+    assert (tmp_path / "interleaved.md").read_text() == interleaved.render(result)
