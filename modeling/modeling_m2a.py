@@ -128,12 +128,16 @@ class _Routing:
             `unknown` is.
         fine_rows: the fine adapters run on the first `fine_rows` rows only (`joint`: the rest is NN†, all unknown);
             `None`: every row.
+        known_rows: eager forwards only (one host sync): when every value of the first `fine_rows` rows is known,
+            their number, and the unknown LoRAs skip those rows (zero-weighted in training, so that they stay in the
+            graph); 0 otherwise and inside a compiled region, where every row is gated.
     """
 
     iid: bool = False
     unknown: torch.Tensor | None = None
     embeddings: torch.Tensor | None = None
     fine_rows: int | None = None
+    known_rows: int = 0
 
 
 class _Router:
@@ -302,6 +306,18 @@ class M2ALinear(nn.Linear):
         )  # (n, r + A·r_a)
         return F.linear(z * gate.unsqueeze(1), lora_b)
 
+    def _known_rows_lora_deltas(self, h: torch.Tensor, known_rows: int) -> torch.Tensor:
+        """`_lora_deltas` when the first `known_rows` rows have every value known: the coarse LoRA alone on them, and
+        the coarse + unknown LoRAs (every value unknown) on the rest (`joint`'s NN† half). When no row takes the
+        unknown LoRAs, a training forward adds them zero-weighted, so that they still take part in the backward
+        (`DistributedDataParallel(find_unused_parameters=False)`)."""
+        delta = self.scaling * F.linear(F.linear(h[:known_rows], self.m2a_lora_A), self.m2a_lora_B)
+        if known_rows < h.shape[0]:
+            return torch.cat([delta, self._lora_deltas(h[known_rows:], None)], dim=0)
+        if torch.is_grad_enabled() and self.m2a_unknown_lora_A.requires_grad:
+            delta = delta + 0.0 * (self.m2a_unknown_lora_A.sum() + self.m2a_unknown_lora_B.sum())
+        return delta
+
     def _fine_delta(self, x: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
         """Every attribute's fine update of the rows of `x`, from their value embeddings (zero where the value is
         unknown, which makes that attribute's update exactly 0).
@@ -321,7 +337,10 @@ class M2ALinear(nn.Linear):
         squeeze = x.dim() == 2
         if squeeze:  # (batch, in) inputs, e.g. a pooled vector
             x, h, out = x.unsqueeze(1), h.unsqueeze(1), out.unsqueeze(1)
-        out = out + self._lora_deltas(h, state.unknown)
+        if state.known_rows:  # eager, the first rows' values all known: their unknown LoRAs are skipped
+            out = out + self._known_rows_lora_deltas(h, state.known_rows)
+        else:
+            out = out + self._lora_deltas(h, state.unknown)
         if state.embeddings is not None:
             rows = state.fine_rows
             if rows is None:
@@ -731,7 +750,10 @@ class M2AModel(M2APreTrainedModel):
         unknown = (~known).to(embeddings.dtype)
         if fine_rows is not None and fine_rows < batch_size:
             unknown = torch.cat([unknown, unknown.new_ones(batch_size - fine_rows, unknown.shape[1])], dim=0)
-        return _Routing(unknown=unknown, embeddings=embeddings, fine_rows=fine_rows)
+        known_rows = 0
+        if not is_torchdynamo_compiling() and ids.shape[0] and bool(known.all()):  # eager: one host sync
+            known_rows = ids.shape[0]
+        return _Routing(unknown=unknown, embeddings=embeddings, fine_rows=fine_rows, known_rows=known_rows)
 
     def forward(
         self,
