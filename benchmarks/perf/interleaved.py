@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import machine_info
+from benchmarks.common import git_info, machine_info
 from benchmarks.perf.arms import ARMS, ParamCountError, backbone_config, make_batches, seed_everything
 
 
@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result = {
         "settings": vars(args),
         "machine": machine_info(),
+        "git": git_info(),
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "train": _summary(train_ms),
         "inference": _summary(infer_ms),
