@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import TINY_BACKBONE
 
 
@@ -92,3 +93,12 @@ def hub_endpoint():
 
 
 # ---- end of hub_endpoint block ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test (comparisons of logits across processes need the same reduction order)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import torch
+
+
+if TYPE_CHECKING:
+    from transformers import TrainingArguments
 
 
 TINY_BACKBONE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
@@ -27,3 +34,31 @@ def thread_env() -> dict[str, str]:
     """
     threads = str(torch.get_num_threads())
     return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
+# The first lines of a child process that proves a checkpoint loads without the library: `import m2a_hf` fails.
+BLOCK_M2A_HF = """\
+import sys
+class _BlockM2AHF:
+    def find_spec(self, name, *args):
+        if name.split(".")[0] == "m2a_hf":
+            raise ImportError("m2a_hf is blocked in this process")
+sys.meta_path.insert(0, _BlockM2AHF())
+"""
+
+
+def one_step_args(out: Path, **overrides: Any) -> TrainingArguments:
+    """M2A's training arguments for a single step into `out`: no evaluation, no checkpoints, no progress bar."""
+    from m2a_hf.training import training_arguments
+
+    return training_arguments(
+        output_dir=str(out),
+        max_steps=1,
+        per_device_train_batch_size=8,
+        eval_strategy="no",
+        save_strategy="no",
+        load_best_model_at_end=False,
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+        **overrides,
+    )

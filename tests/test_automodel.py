@@ -20,12 +20,7 @@ ID2LABEL = {0: "neg", 1: "pos"}
 TEXTS = ["the pasta was great", "slow service"]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(tiny_backbone: str) -> M2AForSequenceClassification:

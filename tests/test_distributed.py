@@ -15,7 +15,7 @@ import sys
 
 import pytest
 import torch
-from helpers import TINY_BACKBONE, thread_env
+from helpers import TINY_BACKBONE, one_step_args, thread_env
 from safetensors.torch import load_file
 from transformers import TrainingArguments
 
@@ -122,20 +122,11 @@ def test_check_launch_refuses_a_multi_process_launch_without_distributed_trainin
 @pytest.mark.slow
 def test_a_process_other_than_the_main_one_trains_but_writes_no_final_outputs(backbone, tmp_path, monkeypatch):
     from m2a_hf import training
-    from m2a_hf.training import DataArguments, ModelArguments, ProcedureArguments, train_m2a, training_arguments
+    from m2a_hf.training import DataArguments, ModelArguments, ProcedureArguments, train_m2a
 
     monkeypatch.setattr(training, "is_main_process", lambda args: False)
     out = tmp_path / "out"
-    args = training_arguments(
-        output_dir=str(out),
-        max_steps=1,
-        per_device_train_batch_size=8,
-        eval_strategy="no",
-        save_strategy="no",
-        load_best_model_at_end=False,
-        disable_tqdm=True,
-        use_cpu=True,
-    )
+    args = one_step_args(out, use_cpu=True)
     model_args = ModelArguments(backbone=backbone, lora_rank=4, lora_alpha=8)
     data_args = DataArguments(max_length=32, max_train_samples=8, max_eval_samples=8)
     result = train_m2a(model_args, data_args, args, ProcedureArguments())

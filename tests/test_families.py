@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 import torch
-from helpers import perturb, thread_env
+from helpers import BLOCK_M2A_HF, perturb, thread_env
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
 from transformers.pytorch_utils import Conv1D
@@ -42,12 +42,7 @@ NO_DROPOUT = {  # train-mode comparisons need deterministic backbones
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def backbone_config(family: str, **overrides):
@@ -403,14 +398,8 @@ def test_a_trainer_step(family, tmp_path):
     assert changed and changed <= set(model.adapter_parameter_names(1))
 
 
-REMOTE_CHECK = textwrap.dedent(
+REMOTE_CHECK = BLOCK_M2A_HF + textwrap.dedent(
     """
-    import sys
-    class Block:
-        def find_spec(self, name, *args):
-            if name.split(".")[0] == "m2a_hf":
-                raise ImportError("m2a_hf is blocked in this process")
-    sys.meta_path.insert(0, Block())
     import torch
     from transformers import AutoModelForSequenceClassification
     refs = torch.load(sys.argv[1], weights_only=True)

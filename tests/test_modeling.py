@@ -14,7 +14,7 @@ import textwrap
 
 import pytest
 import torch
-from helpers import TINY_BACKBONE, perturb, thread_env
+from helpers import BLOCK_M2A_HF, TINY_BACKBONE, perturb, thread_env
 from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaForMaskedLM
 
@@ -351,14 +351,8 @@ def test_attribute_ids_are_validated_once_per_forward(model, batch, monkeypatch)
 
 
 # ---------------------------------------------------------------------------------------------- save / reload
-REMOTE_CHECK = textwrap.dedent(
+REMOTE_CHECK = BLOCK_M2A_HF + textwrap.dedent(
     """
-    import sys
-    class Block:
-        def find_spec(self, name, *args):
-            if name.split(".")[0] == "m2a_hf":
-                raise ImportError("m2a_hf is blocked in this process")
-    sys.meta_path.insert(0, Block())
     import torch
     from transformers import AutoModel, AutoModelForSequenceClassification
     ckpt, ref = sys.argv[1], torch.load(sys.argv[2], weights_only=True)

@@ -7,10 +7,9 @@ from typing import Any
 
 import torch
 from datasets import DatasetDict
-from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, TrainerCallback, TrainingArguments
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, TrainerCallback
 
 from m2a_hf.backbones import default_backbone
-from m2a_hf.training import training_arguments
 
 
 def make_tiny_backbone(folder: Path) -> str:
@@ -64,18 +63,3 @@ class StepCounter(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.steps += 1
-
-
-def one_step_args(out: Path, **overrides: Any) -> TrainingArguments:
-    """M2A's training arguments for a single step into `out`: no evaluation, no checkpoints, no progress bar."""
-    return training_arguments(
-        output_dir=str(out),
-        max_steps=1,
-        per_device_train_batch_size=8,
-        eval_strategy="no",
-        save_strategy="no",
-        load_best_model_at_end=False,
-        disable_tqdm=True,
-        dataloader_pin_memory=False,
-        **overrides,
-    )

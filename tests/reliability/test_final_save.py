@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reltrain_helpers import Killed, one_step_args
+from helpers import one_step_args
+from reltrain_helpers import Killed
 from transformers import HfArgumentParser, TrainingArguments
 
 import m2a_hf.output_dir as output_dir_module

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict
-from reltrain_helpers import one_step_args, synthetic_slice
+from helpers import one_step_args
+from reltrain_helpers import synthetic_slice
 
 from m2a_hf import training
 from m2a_hf.data import load_table
