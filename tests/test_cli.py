@@ -142,7 +142,7 @@ def test_cli_usage_in_process(capsys):
 
 
 def test_training_view_flag_is_a_deprecated_alias_of_training_policy():
-    from m2a_hf.cli import _parser
+    from m2a_hf.cli_arguments import _parser
     from m2a_hf.training import ModelArguments
 
     with pytest.warns(FutureWarning, match=r"`--training_view` is deprecated and was renamed `--training_policy`"):
