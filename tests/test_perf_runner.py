@@ -59,3 +59,26 @@ def test_interleaved_run_times_every_arm_and_writes_ratios(tmp_path):
     saved = json.loads((tmp_path / "interleaved.json").read_text())
     assert saved["train"] == result["train"]
     assert (tmp_path / "interleaved.md").read_text() == interleaved.render(result)
+
+
+def test_interleaved_targets_are_judged_for_their_setting_only():
+    from benchmarks.perf import interleaved
+
+    def result(backbone: str, seq_len: int, compile_: bool = False) -> dict:
+        ratios = {"m2a_fine": 1.2, "m2a_stochastic": 1.35, "m2a_joint": 2.4}
+        return {
+            "settings": {"backbone": backbone, "seq_len": seq_len, "compile": compile_},
+            "train": {arm: {"ratio": r} for arm, r in ratios.items()},
+            "inference": {"m2a_fine": {"ratio": 1.05}},
+        }
+
+    lines = interleaved.target_lines(result("minilm", 128))
+    assert lines == [
+        "| train | m2a_fine | 1.20 | ≤ 1.25 | met |",
+        "| train | m2a_stochastic | 1.35 | ≤ 1.3 | MISSED |",
+        "| train | m2a_joint | 2.40 | ≤ 2.3 | MISSED |",
+        "| inference | m2a_fine | 1.05 | ≤ 1.1 | met |",
+    ]
+    assert interleaved.target_lines(result("bert-base", 256)) == ["| train | m2a_fine | 1.20 | ≤ 1.15 | MISSED |"]
+    assert interleaved.target_lines(result("minilm", 64)) == []  # no target defined for that setting
+    assert interleaved.target_lines(result("minilm", 128, compile_=True)) == []

@@ -138,6 +138,30 @@ def _summary(times: dict[str, list[float]]) -> dict[str, Any]:
     }
 
 
+TARGETS: dict[tuple[str, int], dict[tuple[str, str], float]] = {
+    ("minilm", 128): {
+        ("train", "m2a_fine"): 1.25,
+        ("train", "m2a_stochastic"): 1.3,
+        ("train", "m2a_joint"): 2.3,
+        ("inference", "m2a_fine"): 1.1,
+    },
+    ("bert-base", 256): {("train", "m2a_fine"): 1.15},
+}
+"""Step-time targets against LoRA r=128 (issue 17): (backbone, seq_len) -> {(phase, arm): highest ratio}; eager only."""
+
+
+def target_lines(result: dict[str, Any]) -> list[str]:
+    """`| phase | arm | ratio | target | met |` rows for the targets of this run's setting (none for compiled runs)."""
+    s = result["settings"]
+    if s.get("compile"):
+        return []
+    rows = []
+    for (phase, arm), limit in TARGETS.get((s["backbone"], s["seq_len"]), {}).items():
+        ratio = result[phase][arm]["ratio"]
+        rows.append(f"| {phase} | {arm} | {ratio:.2f} | ≤ {limit} | {'met' if ratio <= limit else 'MISSED'} |")
+    return rows
+
+
 def render(result: dict[str, Any]) -> str:
     s = result["settings"]
     lines = [
@@ -152,6 +176,9 @@ def render(result: dict[str, Any]) -> str:
         inf = result["inference"].get(name)
         infer_cells = f"{inf['median_ms']:,.1f} | {inf['ratio']:.2f}" if inf else "– | –"
         lines.append(f"| {name} | {t['median_ms']:,.1f} | {t['ratio']:.2f} | {infer_cells} |")
+    targets = target_lines(result)
+    if targets:
+        lines += ["", "| phase | arm | × LoRA r=128 | target | |", "|---|---|---:|---|---|", *targets]
     return "\n".join(lines) + "\n"
 
 
