@@ -15,11 +15,9 @@ Metric names understood by the card (`metrics=`): either nested, `{"fine": {"acc
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.resources
 import json
 import logging
-import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +29,16 @@ from huggingface_hub.utils import validate_repo_id
 from transformers import TrainerCallback
 
 from m2a_hf.backbones import default_backbone
+from m2a_hf.card_metrics import (  # noqa: F401 (METRIC_LABELS re-exported)
+    METRIC_LABELS,
+    SUBSET_LABELS,
+    VIEW_LABELS,
+    _describe,
+    _is_number,
+    _metric_label,
+    _Result,
+    normalise_metrics,
+)
 from m2a_hf.io_utils import write_text_atomic
 
 
@@ -51,37 +59,6 @@ CITATION_BIBTEX = """@inproceedings{zhang2025m2a,
 }"""
 DEFAULT_TAGS = ("m2a", "attribute-aware", "trust-remote-code", "custom_code", "text-classification", "lora")
 REMOTE_CODE_TAGS = ("trust-remote-code", "custom_code")
-VIEW_LABELS = {
-    "fine": "fine (attribute-aware)",
-    "coarse": "coarse (attribute-free)",
-    "iid": "IID (shared LoRA only)",
-}
-SUBSET_LABELS = {"seen": "seen values", "unseen": "unseen values", "all": "all"}
-METRIC_LABELS = {
-    "accuracy": "Accuracy",
-    "acc": "Accuracy",
-    "f1": "F1",
-    "macro_f1": "Macro-F1",
-    "f1_macro": "Macro-F1",
-    "micro_f1": "Micro-F1",
-    "rmse": "RMSE",
-    "mse": "MSE",
-    "mae": "MAE",
-    "precision": "Precision",
-    "recall": "Recall",
-}
-# Trainer bookkeeping that is not a quality metric.
-_NOT_METRICS = {
-    "loss",
-    "runtime",
-    "samples_per_second",
-    "steps_per_second",
-    "epoch",
-    "model_preparation_time",
-    "jit_compilation_time",
-    "total_flos",
-}
-_METRIC_PREFIXES = ("eval_", "test_", "predict_")
 # Training arguments worth showing on a card, in this order (the rest are defaults or bookkeeping).
 TRAINING_ARGUMENT_KEYS = (
     "learning_rate",
@@ -127,87 +104,6 @@ CARD_NAME = "README.md"
 
 
 # ------------------------------------------------------------------------------------------------ model card
-@dataclasses.dataclass(frozen=True)
-class _Result:
-    view: str
-    subset: str | None
-    metric: str
-    value: float
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _is_count(metric: str) -> bool:
-    """Sample counts (`seen_count`, `num_samples`, ...) describe the evaluation data; they are not quality metrics."""
-    return metric == "count" or metric.endswith("_count") or metric.startswith("num_")
-
-
-def _split_subset(key: str) -> tuple[str | None, str]:
-    for name in SUBSET_LABELS:
-        if key.startswith(name + "_"):
-            return name, key[len(name) + 1 :]
-    return None, key
-
-
-def _parse_flat_key(key: str, default_view: str) -> tuple[str, str | None, str] | None:
-    for prefix in _METRIC_PREFIXES:
-        if key.startswith(prefix):
-            key = key[len(prefix) :]
-            break
-    view = default_view
-    for name in VIEW_LABELS:
-        if key.startswith(name + "_"):
-            view, key = name, key[len(name) + 1 :]
-            break
-    subset, key = _split_subset(key)
-    if not key or key in _NOT_METRICS or _is_count(key):
-        return None
-    return view, subset, key
-
-
-def normalise_metrics(metrics: Mapping[str, Any] | None, default_view: str = "fine") -> list[_Result]:
-    """Flatten the accepted `metrics` shapes (see the module docstring) into (view, subset, metric, value) rows.
-
-    Sample counts (`seen_count`, `unseen_count`, any `*_count`) and Trainer bookkeeping (`eval_runtime`, ...) are not
-    metrics and give no row; `seen_`/`unseen_` prefixes become the subset in both shapes."""
-    if not metrics:
-        return []
-    if not isinstance(metrics, Mapping):
-        raise TypeError(f"`metrics` must be a mapping, got {type(metrics).__name__}.")
-    rows: list[_Result] = []
-    for key, value in metrics.items():
-        if _is_number(value):
-            parsed = _parse_flat_key(str(key), default_view)
-            if parsed is not None:
-                rows.append(_Result(*parsed, float(value)))
-        elif isinstance(value, Mapping):
-            view = str(key)
-            for inner_key, inner in value.items():
-                if _is_number(inner):  # `metrics_by_seen`'s keys: `accuracy`, `seen_accuracy`, `seen_count`, ...
-                    subset, metric = _split_subset(str(inner_key))
-                    if metric and metric not in _NOT_METRICS and not _is_count(metric):
-                        rows.append(_Result(view, subset, metric, float(inner)))
-                elif isinstance(inner, Mapping):
-                    for metric, number in inner.items():
-                        if _is_number(number) and not _is_count(str(metric)):
-                            rows.append(_Result(view, str(inner_key), str(metric), float(number)))
-        else:
-            logger.debug("metric %r ignored on the model card (value %r is not a number)", key, value)
-    order = {name: i for i, name in enumerate(VIEW_LABELS)}
-    return sorted(rows, key=lambda r: (order.get(r.view, len(order)), r.view, r.subset or "", r.metric))
-
-
-def _metric_label(metric: str) -> str:
-    return METRIC_LABELS.get(metric.lower(), metric.replace("_", " ").capitalize())
-
-
-def _describe(row: _Result) -> str:
-    subset = f", {SUBSET_LABELS.get(row.subset, row.subset)}" if row.subset else ""
-    return f"{_metric_label(row.metric)} ({row.view} view{subset})"
-
-
 def _as_list(value: str | Sequence[str] | None) -> list[str]:
     if value is None:
         return []
