@@ -29,7 +29,8 @@ def test_settings_layering_protocol_quick_command_line_arm(tmp_path):
     assert joint.training.learning_rate == pytest.approx(1e-3)  # command line over protocol
     assert joint.data.max_length == 64 and joint.data.max_train_samples == 300  # quick over protocol
     assert joint.data.attribute_columns == "item,department,class,age"  # protocol[clothing]
-    assert joint.procedure.early_stopping_patience == 2 and joint.training.seed == 3
+    assert joint.procedure.early_stopping_patience == 1 and joint.training.seed == 3  # protocol: until dev stops
+    assert joint.training.num_train_epochs == 1  # quick over the protocol's cap of 6
     assert joint.runner["max_dev_samples"] is None  # quick drops the protocol's dev cap: max_eval_samples applies
     fft = _config("fft", argv, tmp_path)
     assert fft.model.full_finetune and fft.training.learning_rate == pytest.approx(2e-5)
@@ -38,8 +39,11 @@ def test_settings_layering_protocol_quick_command_line_arm(tmp_path):
     keys = {c.key() for c in (joint, fft, attr)}
     assert len(keys) == 3 and joint.key() == _config("m2a-joint", argv, tmp_path).key()
     fdu = _config("lora", ["--dataset", "fdu-mtl"], tmp_path)
+    assert fdu.data.max_length == 128 and fdu.runner["group_by"] == "domain" and fdu.runner["predict_views"] == "all"
+    assert fdu.training.num_train_epochs == 6 and fdu.procedure.early_stopping_patience == 1
     assert (
-        fdu.data.max_length == 128 and fdu.runner["group_by"] == "domain" and fdu.runner["predict_views"] == "headline"
+        _config("lora", ["--dataset", "fdu-mtl", "--predict_views", "none"], tmp_path).runner["predict_views"]
+        == "none"
     )
     with pytest.raises(ValueError, match="unknown arm"):
         run.arm_defs.get_arm("m2a-nonsense")
@@ -173,7 +177,7 @@ def test_report_mean_std_delta_per_domain_and_targets(tmp_path):
 
 def test_config_keys_of_recorded_rows_still_match(tmp_path):
     """Renamed (training_view) and added fields must not orphan earlier results: a row's stored record hashes to its
-    key, and today's configuration of a recorded arm has the recorded key."""
+    key, and today's configuration of a recorded arm, with the fixed budget of then given as flags, has its key."""
     results = Path(__file__).resolve().parents[1] / "benchmarks/accuracy/results/cpu-2026-11-23/results.jsonl"
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
 
@@ -187,4 +191,6 @@ def test_config_keys_of_recorded_rows_still_match(tmp_path):
     assert all(run.RunConfig.key(Stored(row["config"])) == row["config_key"] for row in rows)
     for arm in ("lora", "m2a-stochastic"):
         row = next(r for r in rows if r["dataset"] == "clothing" and r["arm"] == arm)
-        assert _config(arm, ["--dataset", "clothing"], tmp_path).key() == row["config_key"], arm
+        then = ["--dataset", "clothing", "--num_train_epochs", "2", "--early_stopping_patience", "2"]
+        assert _config(arm, then, tmp_path).key() == row["config_key"], arm
+        assert _config(arm, ["--dataset", "clothing"], tmp_path).key() != row["config_key"], arm  # today's budget

@@ -197,6 +197,9 @@ def canonical_record(record: dict[str, Any]) -> dict[str, Any]:
                 del out[section][name]
     if "restore_callback_states_from_checkpoint" in out.get("training", {}):  # how a resume restores callbacks only;
         out["training"]["restore_callback_states_from_checkpoint"] = False  # keyed at its old default
+    epochs = out.get("training", {}).get("num_train_epochs")
+    if isinstance(epochs, float) and epochs.is_integer():  # `--num_train_epochs 2` parses to 2.0, a protocol writes 2:
+        out["training"]["num_train_epochs"] = int(epochs)  # one budget, one key
     if isinstance(out.get("arm"), dict):  # the arm's own model fields are renamed too
         out["arm"] = {**out["arm"], "model": dict(out["arm"].get("model") or {})}
     for section, names in RENAMED_FIELDS.items():
