@@ -171,6 +171,21 @@ def test_report_mean_std_delta_per_domain_and_targets(tmp_path):
     assert "boom" in markdown  # failed runs are listed, not averaged
     path = tmp_path / "results.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "not json\n")
+    # one arm with two configurations: labelled by what differs between them, the key only when nothing recorded does
+    swept = [
+        {**_row("lora", 0, 0.80, ("iid",)), "config": {"training": {"learning_rate": 5e-4, "output_dir": "/a"}}},
+        {
+            **_row("lora", 0, 0.84, ("iid",)),
+            "config_key": "other-key",
+            "config": {"training": {"learning_rate": 2e-4, "output_dir": "/b"}},
+        },
+        {**_row("m2a-joint", 0, 0.83, ("fine",)), "config": {}},
+        {**_row("m2a-joint", 0, 0.85, ("fine",)), "config_key": "third-key", "config": {}},
+    ]
+    markdown = report.render(swept, "sweep.jsonl")
+    assert "| lora [learning_rate=0.0005] | 1 | 80.00 |" in markdown
+    assert "| lora [learning_rate=0.0002] | 1 | 84.00 |" in markdown and "output_dir" not in markdown
+    assert "| m2a-joint [key-m2] | 1 | 83.00 |" in markdown and "| m2a-joint [third-] | 1 | 85.00 |" in markdown
     assert report.write_report(path) == (tmp_path / "report.md").read_text()
     assert (tmp_path / "accuracy.png").is_file()
 

@@ -79,17 +79,45 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
+# settings that name a run rather than change what it trains: never used to tell configurations apart
+_NAMING_FIELDS = ("dir", "seed", "run_name", "hub_", "description", "report_to", "logging", "push_to_hub")
+
+
+def _settings(row: dict[str, Any]) -> dict[str, Any]:
+    """The row's configuration as flat `field: value` (model, data, procedure and training sections)."""
+    config = row.get("config") or {}
+    flat = {}
+    for section in ("model", "data", "procedure", "training"):
+        for name, value in (config.get(section) or {}).items():
+            if not any(part in name for part in _NAMING_FIELDS):
+                flat[name] = value
+    return flat
+
+
+def _short(value: Any) -> str:
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
 def _arm_labels(rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
-    """Display name per (arm, config_key): the arm name, plus the key when one arm ran with several configurations."""
-    keys: dict[str, list[str]] = defaultdict(list)
+    """Display name per (arm, config_key): the arm name, plus what sets the configuration apart when one arm ran with
+    several (`lora [learning_rate=0.0002]`: the fields every configuration records and that differ between them),
+    or the key's first characters when no recorded field differs."""
+    configs: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for row in rows:
-        if row["config_key"] not in keys[row["arm"]]:
-            keys[row["arm"]].append(row["config_key"])
-    return {
-        (arm, key): arm if len(config_keys) == 1 else f"{arm} [{key[:6]}]"
-        for arm, config_keys in keys.items()
-        for key in config_keys
-    }
+        configs[row["arm"]].setdefault(row["config_key"], _settings(row))
+    labels = {}
+    for arm, by_key in configs.items():
+        if len(by_key) == 1:
+            labels[(arm, next(iter(by_key)))] = arm
+            continue
+        shared = set.intersection(*(set(settings) for settings in by_key.values()))
+        differing = sorted(
+            name for name in shared if len({json.dumps(s[name], sort_keys=True) for s in by_key.values()}) > 1
+        )
+        for key, settings in by_key.items():
+            tag = ", ".join(f"{name}={_short(settings[name])}" for name in differing) or key[:6]
+            labels[(arm, key)] = f"{arm} [{tag}]"
+    return labels
 
 
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
