@@ -72,7 +72,10 @@ class ModelArguments:
     lora_alpha: float | None = field(default=None, metadata={"help": "LoRA alpha (reference: 256)."})
     lora_dropout: float | None = field(default=None, metadata={"help": "LoRA dropout (reference: 0.1)."})
     attribute_lora_rank: int | None = field(default=None, metadata={"help": "Rank of the unknown LoRAs."})
-    value_embedding_dim: int | None = field(default=None, metadata={"help": "Per-value embedding size."})
+    value_embedding_dim: int | None = field(
+        default=None,
+        metadata={"help": "Per-value embedding size (M2AConfig default: 64; the reference: hidden size)."},
+    )
     mlm_weight: float | None = field(default=None, metadata={"help": "alpha: masked-LM loss weight (0.5)."})
     coarse_weight: float | None = field(default=None, metadata={"help": "lambda: NN-dagger loss weight (0.5)."})
     kl_weight: float | None = field(default=None, metadata={"help": "beta: KL(NN||NN-dagger) weight (0)."})

@@ -471,6 +471,9 @@ def render_model_card(
         value = _get(config, key)
         if not trains_kl and key in ("kl_weight", "kl_temperature"):  # no distillation term was trained
             continue
+        if key == "value_embedding_dim" and value is None:  # null: the hidden size (checkpoints before the default 64)
+            hidden = _get(_get(config, "backbone_config") or {}, "hidden_size")
+            value = f"{hidden} (the backbone's hidden size)" if hidden else None
         if value is not None and value != []:
             model_rows.append((key, _cell(value)))
     names = [a["name"] for a in attributes]

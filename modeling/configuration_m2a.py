@@ -166,8 +166,11 @@ class M2AConfig(PretrainedConfig):
         lora_target_modules (`list[str]`, *optional*):
             Module-name suffixes of the linear layers that get a plain LoRA (shared by both views). `None`: the
             family's default (e.g. `["attention.output.dense", "intermediate.dense"]` for BERT); `[]`: none.
-        value_embedding_dim (`int`, *optional*):
-            Size of the learned per-value embedding. Defaults to the backbone's hidden size.
+        value_embedding_dim (`int`, *optional*, defaults to 64):
+            Size of the learned per-value embedding. `None`: the backbone's hidden size, the reference's choice
+            (checkpoints saved before 64 became the default record `null` and keep it). At 100k users E = hidden
+            costs +34.7 % step time and +28.3 % memory on BERT-base against +4.3 % / +1.6 % at 64, at equal
+            accuracy on the synthetic user set (README, "value_embedding_dim").
         kron_factors (`list[int]`, *optional*):
             `[p, s]`: shape of the per-value Kronecker factor `C_v` (p×s); the shared factor `D` is then
             `(in/p)×(out/s)`. `p` must divide every target's input size and `s` its output size. When not given,
@@ -241,7 +244,7 @@ class M2AConfig(PretrainedConfig):
         attribute_lora_alpha: float | None = None,
         m2a_target_modules: list[str] | None = None,
         lora_target_modules: list[str] | None = None,
-        value_embedding_dim: int | None = None,
+        value_embedding_dim: int | None = 64,
         kron_factors: list[int] | None = None,
         mlm_weight: float = 0.5,
         coarse_weight: float = 0.5,
@@ -364,6 +367,11 @@ class M2AConfig(PretrainedConfig):
     def fused_qkv_modules(self) -> list[str]:
         """Suffixes of the backbone family's fused query/key/value projections (`FUSED_QKV_MODULES`)."""
         return list(FUSED_QKV_MODULES.get(self.backbone_model_type, []))
+
+    @property
+    def value_embedding_size(self) -> int:
+        """The per-value embedding size in use: `value_embedding_dim`, or the backbone's hidden size when it is None."""
+        return self.value_embedding_dim or self.backbone_config.hidden_size
 
     def resolved_target_modules(self, model_type: str | None = None) -> tuple[list[str] | None, list[str] | None]:
         """`(m2a_target_modules, lora_target_modules)`: each list as set, else the default of the family `model_type`

@@ -381,8 +381,7 @@ def _inject_adapters(backbone: nn.Module, config: M2AConfig, router: _Router) ->
     its backbone family's defaults (`M2AConfig.resolved_target_modules`); a family without defaults and no list in
     the config is an error that lists the backbone's linear layers."""
     m2a_targets, lora_targets = config.resolved_target_modules()
-    hidden = config.backbone_config.hidden_size
-    embedding_dim = config.value_embedding_dim or hidden
+    embedding_dim = config.value_embedding_size
     linear_names = [n for n, m in backbone.named_modules() if isinstance(m, (nn.Linear, Conv1D))]
     suffixes = sorted({n.split(".")[-1] for n in linear_names} | {".".join(n.split(".")[-2:]) for n in linear_names})
     if m2a_targets is None or lora_targets is None:
@@ -658,7 +657,7 @@ class M2AModel(M2APreTrainedModel):
         # the family defaults are written into the config, so a saved config.json names its placement
         config.m2a_target_modules, config.lora_target_modules = _inject_adapters(backbone, config, self._router)
         self.backbone = backbone
-        dim = config.value_embedding_dim or config.backbone_config.hidden_size
+        dim = config.value_embedding_size
         self.value_embeddings = nn.ModuleList([M2AValueEmbedding(n, dim) for n in config.attribute_sizes])
         self.post_init()
 

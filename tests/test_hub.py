@@ -294,6 +294,10 @@ def test_card_states_the_training_configuration_actually_used(tiny):
     procedure = _procedure(card)
     assert "Training policy `joint`" in procedure and "plus 0.5 × the coarse view's" in procedure
     assert "Masked-LM auxiliary loss with weight 0.5" in procedure and "No second stage" in procedure
+    assert "| `value_embedding_dim` | 64 |" in card.text  # the default
+    hidden = model.config.backbone_config.hidden_size
+    older = render_model_card({**model.config.to_dict(), "value_embedding_dim": None}).text  # saved before the default
+    assert f"| `value_embedding_dim` | {hidden} (the backbone's hidden size) |" in older
 
     config = model.config.to_dict()
     config.update(kl_weight=0.25, mlm_weight=0.0, training_policy="stochastic", coarse_weight=1.0)

@@ -113,19 +113,19 @@ def test_route_gates_unknown_values_at_fixed_shapes(model):
     perturb(model)
     ids = torch.tensor([[1, -1], [-1, -1], [2, 3], [-1, 4], [0, 1]])
     state = model.m2a.route(ids, 5, None)
-    hidden = TINY_BACKBONE["hidden_size"]
+    dim = model.config.value_embedding_size
     assert state.unknown.tolist() == [[0, 1], [1, 1], [0, 0], [1, 0], [0, 0]]
-    assert state.embeddings.shape == (5, 2, hidden) and state.fine_rows is None
+    assert state.embeddings.shape == (5, 2, dim) and state.fine_rows is None
     for (row, a), value in zip(((0, 0), (2, 0), (4, 0), (2, 1), (3, 1), (4, 1)), (1, 2, 0, 3, 4, 1), strict=True):
         torch.testing.assert_close(state.embeddings[row, a], model.m2a.value_embeddings[a].weight[value])
     unknown = state.embeddings[ids < 0]  # the unknown values' embeddings are exactly zero: no fine update
-    assert unknown.shape == (4, hidden) and not unknown.any()
+    assert unknown.shape == (4, dim) and not unknown.any()
     # static cases: no embeddings at all (the fine adapters do not run)
     assert model.m2a.route(ids, 5, "coarse").embeddings is None and model.m2a.route(None, 5, None).unknown is None
     assert model.m2a.route(ids, 5, "iid").iid
     # `joint`: the rows after `fine_rows` are unknown whatever their ids, and only the first rows get embeddings
     doubled = model.m2a.route(torch.cat([ids, ids]), 10, None, fine_rows=5)
-    assert doubled.embeddings.shape == (5, 2, hidden) and doubled.fine_rows == 5
+    assert doubled.embeddings.shape == (5, 2, dim) and doubled.fine_rows == 5
     assert doubled.unknown[:5].tolist() == state.unknown.tolist() and doubled.unknown[5:].eq(1).all()
     with pytest.raises(ValueError, match=r"`fine_rows` must be in \[0, 10\]"):
         model.m2a.route(ids, 10, None, fine_rows=11)
@@ -429,6 +429,25 @@ def test_checkpoint_with_the_old_unknown_lora_names_loads(model, batch, tmp_path
             assert torch.equal(reloaded(**enc, attribute_ids=ids, view=view).logits, expected), view
         hidden = model.m2a(**enc, attribute_ids=attribute_ids).last_hidden_state
         assert torch.equal(encoder(**enc, attribute_ids=attribute_ids).last_hidden_state, hidden)
+
+
+def test_value_embedding_dim_defaults_to_64_and_old_checkpoints_keep_the_hidden_size(model, batch, tmp_path):
+    """64 is the default; `None` means the backbone's hidden size (the reference), which is what every checkpoint
+    saved before the default changed records (`"value_embedding_dim": null`) and must come back with."""
+    enc, attribute_ids = batch
+    assert model.config.value_embedding_dim == 64
+    assert [emb.weight.shape[1] for emb in model.m2a.value_embeddings] == [64] * len(model.config.attribute_sizes)
+    old = M2AForSequenceClassification(M2AConfig(**{**model.config.to_dict(), "value_embedding_dim": None})).eval()
+    hidden = TINY_BACKBONE["hidden_size"]
+    assert old.config.value_embedding_size == hidden and old.m2a.value_embeddings[0].weight.shape[1] == hidden
+    perturb(old)
+    old.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["value_embedding_dim"] is None
+    reloaded = M2AForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert reloaded.config.value_embedding_dim is None and reloaded.m2a.value_embeddings[0].weight.shape[1] == hidden
+    with torch.no_grad():
+        expected = old(**enc, attribute_ids=attribute_ids).logits
+        assert torch.equal(reloaded(**enc, attribute_ids=attribute_ids).logits, expected)
 
 
 def test_config_json_with_training_view_loads_as_training_policy(tmp_path):

@@ -303,7 +303,7 @@ def _m2a_counts(model, spec: dict) -> tuple[dict[str, int], dict[str, int]]:
         spec["num_labels"],
         spec["lora_rank"],
         spec["lora_rank"],
-        spec.get("value_embedding_dim"),
+        model.config.value_embedding_size,
     )
     actual = {k: groups[k] for k in expected}
     if count_trainable(model) != groups["trainable"]:
