@@ -84,6 +84,23 @@ def test_bucket_rows_joins_predictions_by_id(tmp_path):
     own = history.bucket_rows(rows, "synthetic", ["user"], "m2a-joint", predictions_dir=tmp_path, against="coarse")
     assert [e["acc_gain"][0] for e in own["user"]] == pytest.approx([100.0] * len(own["user"]))
     assert "M2A† acc" in history.render(own, "synthetic", "m2a-joint", "coarse")
+    # the command line on a built-in set whose rows name no attribute_columns (synthetic): the model's attributes
+    results = tmp_path / "results.jsonl"
+    for row in rows:
+        row["resolved_model_config"] = {"attributes": {"user": 64, "item": 30}}
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    argv = [
+        str(results),
+        "--dataset",
+        "synthetic",
+        "--predictions_dir",
+        str(tmp_path),
+        "--output",
+        str(tmp_path / "h.md"),
+    ]
+    history.main(argv)
+    written = (tmp_path / "h.md").read_text()
+    assert "### by user" in written and "### by item" in written
 
 
 def test_class_tables_recall_and_confusion_from_saved_predictions(tmp_path):

@@ -248,7 +248,11 @@ def main(argv: list[str] | None = None) -> str:
         if not arm_rows:
             raise SystemExit(f"no {args.arm!r} rows for dataset {args.dataset!r} in {args.results}")
         attributes = arm_rows[-1]["config"]["data"]["attribute_columns"]
+        if attributes is None:  # a built-in set that names its own attributes (synthetic): the model's, in order
+            attributes = ",".join((arm_rows[-1].get("resolved_model_config") or {}).get("attributes") or {})
     names = [a.strip() for a in str(attributes).split(",") if a.strip()]
+    if not names:
+        raise SystemExit(f"no attributes known for {args.arm!r} on {args.dataset!r}: pass --attributes a,b")
     predictions_dir = Path(args.predictions_dir) if args.predictions_dir else None
     result = bucket_rows(rows, args.dataset, names, args.arm, predictions_dir, against=args.against)
     text = render(result, args.dataset, args.arm, args.against)
