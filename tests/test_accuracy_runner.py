@@ -32,6 +32,8 @@ def test_settings_layering_protocol_quick_command_line_arm(tmp_path):
     assert joint.procedure.early_stopping_patience == 1 and joint.training.seed == 3  # protocol: until dev stops
     assert joint.training.num_train_epochs == 1  # quick over the protocol's cap of 6
     assert joint.runner["max_dev_samples"] is None  # quick drops the protocol's dev cap: max_eval_samples applies
+    assert joint.model.value_embedding_dim == 64  # the default size, recorded (older rows: None = the hidden size)
+    assert _config("m2a-joint", [*argv, "--value_embedding_dim", "384"], tmp_path).model.value_embedding_dim == 384
     fft = _config("fft", argv, tmp_path)
     assert fft.model.full_finetune and fft.training.learning_rate == pytest.approx(2e-5)
     attr = _config("m2a-attr-department", argv, tmp_path)
@@ -204,8 +206,15 @@ def test_config_keys_of_recorded_rows_still_match(tmp_path):
             return json.loads(json.dumps(self._record))
 
     assert all(run.RunConfig.key(Stored(row["config"])) == row["config_key"] for row in rows)
-    for arm in ("lora", "m2a-stochastic"):
-        row = next(r for r in rows if r["dataset"] == "clothing" and r["arm"] == arm)
-        then = ["--dataset", "clothing", "--num_train_epochs", "2", "--early_stopping_patience", "2"]
-        assert _config(arm, then, tmp_path).key() == row["config_key"], arm
-        assert _config(arm, ["--dataset", "clothing"], tmp_path).key() != row["config_key"], arm  # today's budget
+    then = ["--dataset", "clothing", "--num_train_epochs", "2", "--early_stopping_patience", "2"]
+    row = next(r for r in rows if r["dataset"] == "clothing" and r["arm"] == "lora")
+    assert _config("lora", then, tmp_path).key() == row["config_key"]
+    assert _config("lora", ["--dataset", "clothing"], tmp_path).key() != row["config_key"]  # today's budget
+    # M2A rows of then recorded value_embedding_dim None (= the hidden size, 384 on MiniLM); today's runs record the
+    # size they use, so the same flags give another key, and the hidden size given explicitly differs only there
+    row = next(r for r in rows if r["dataset"] == "clothing" and r["arm"] == "m2a-stochastic")
+    assert _config("m2a-stochastic", then, tmp_path).key() != row["config_key"]
+    record = _config("m2a-stochastic", [*then, "--value_embedding_dim", "384"], tmp_path).record()
+    assert record["model"]["value_embedding_dim"] == 384
+    record["model"]["value_embedding_dim"] = None
+    assert run.RunConfig.key(Stored(record)) == row["config_key"]

@@ -43,6 +43,7 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 from benchmarks import common
 from benchmarks.accuracy import arms as arm_defs
 from benchmarks.accuracy import report
+from m2a_hf import M2AConfig
 from m2a_hf.data import AttributeVocab, M2ADataCollator, prepare_dataset
 from m2a_hf.metrics import accuracy
 from m2a_hf.training import (
@@ -336,6 +337,10 @@ def build_config(
     model_cli, data_cli, procedure_cli, training_cli = cli
     layers = arm_defs.protocol_layers(runner.protocol, data_cli.dataset, runner.quick)
     model_args = _build(ModelArguments, layers, "model", model_cli, explicit, arm.model)
+    if arm.kind == "m2a" and model_args.value_embedding_dim is None:
+        # recorded as the size used: rows made before the default became 64 record None (= the hidden size), so a
+        # run at today's default never matches (and never resumes from) one of those
+        model_args.value_embedding_dim = M2AConfig().value_embedding_dim
     data_args = _build(DataArguments, layers, "data", data_cli, explicit, {"dataset": data_cli.dataset, **arm.data})
     procedure = _build(ProcedureArguments, layers, "procedure", procedure_cli, explicit, arm.procedure)
     if (
