@@ -168,9 +168,8 @@ class M2AConfig(PretrainedConfig):
             family's default (e.g. `["attention.output.dense", "intermediate.dense"]` for BERT); `[]`: none.
         value_embedding_dim (`int`, *optional*, defaults to 64):
             Size of the learned per-value embedding. `None`: the backbone's hidden size, the reference's choice
-            (checkpoints saved before 64 became the default record `null` and keep it). At 100k users E = hidden
-            costs +34.7 % step time and +28.3 % memory on BERT-base against +4.3 % / +1.6 % at 64, at equal
-            accuracy on the synthetic user set (README, "value_embedding_dim").
+            (checkpoints saved before 64 became the default record `null` and keep it). The value table and its
+            optimizer state grow with E × values: the README's Performance and Accuracy sections give the choice.
         kron_factors (`list[int]`, *optional*):
             `[p, s]`: shape of the per-value Kronecker factor `C_v` (p×s); the shared factor `D` is then
             `(in/p)×(out/s)`. `p` must divide every target's input size and `s` its output size. When not given,
