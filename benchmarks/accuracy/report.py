@@ -19,6 +19,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks.accuracy.keys import keyed_config
+
 
 logger = logging.getLogger("accuracy.report")
 
@@ -79,19 +81,17 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-# settings that name a run rather than change what it trains: never used to tell configurations apart
-_NAMING_FIELDS = ("dir", "seed", "run_name", "hub_", "description", "report_to", "logging", "push_to_hub")
-
-
 def _settings(row: dict[str, Any]) -> dict[str, Any]:
-    """The row's configuration as flat `field: value` (model, data, procedure and training sections)."""
-    config = row.get("config") or {}
-    flat = {}
-    for section in ("model", "data", "procedure", "training"):
-        for name, value in (config.get(section) or {}).items():
-            if not any(part in name for part in _NAMING_FIELDS):
-                flat[name] = value
-    return flat
+    """What of the row's configuration determines its result (`keys.keyed_config`), as flat `field: value` over the
+    model, data, procedure and training sections."""
+    record = {section: {} for section in ("arm", "model", "data", "procedure", "training", "runner")}
+    record.update(row.get("config") or {})
+    config = keyed_config(record)
+    return {
+        name: value
+        for section in ("model", "data", "procedure", "training")
+        for name, value in config[section].items()
+    }
 
 
 def _short(value: Any) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import hashlib
 import json
 import logging
 import math
@@ -43,6 +42,7 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 from benchmarks import common
 from benchmarks.accuracy import arms as arm_defs
 from benchmarks.accuracy import report
+from benchmarks.accuracy.keys import config_key
 from m2a_hf import M2AConfig
 from m2a_hf.data import AttributeVocab, M2ADataCollator, prepare_dataset
 from m2a_hf.metrics import accuracy
@@ -64,42 +64,6 @@ DEFAULT_OUTPUT_DIR = "outputs/accuracy"
 RESULTS_FILE = "results.jsonl"
 ESTIMATES_FILE = "estimates.jsonl"
 
-# TrainingArguments fields that do not change what is trained: left out of the configuration key (still recorded).
-VOLATILE_TRAINING_FIELDS = frozenset(
-    {
-        "output_dir",
-        "logging_dir",
-        "run_name",
-        "disable_tqdm",
-        "report_to",
-        "logging_strategy",
-        "logging_steps",
-        "logging_first_step",
-        "logging_nan_inf_filter",
-        "log_level",
-        "log_level_replica",
-        "log_on_each_node",
-        "push_to_hub",
-        "hub_token",
-        "hub_model_id",
-        "hub_strategy",
-        "hub_private_repo",
-        "hub_always_push",
-        "hub_revision",
-        "save_total_limit",
-        "overwrite_output_dir",
-        "seed",
-        "project",
-        "trackio_space_id",
-        "trackio_bucket_id",
-        "trackio_static_space_id",
-        "dataloader_num_workers",
-        "dataloader_pin_memory",
-        "dataloader_persistent_workers",
-        "dataloader_prefetch_factor",
-        "skip_memory_metrics",
-    }
-)
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
@@ -167,50 +131,6 @@ class RunnerArguments:
     raise_errors: bool = field(default=False, metadata={"help": "Stop at the first failing arm (else: log a row)."})
 
 
-# Fields added to the argument dataclasses after results were recorded, with the value that means "as before": left
-# out of the key at that value, so rows of earlier runs keep matching their configuration.
-NEUTRAL_NEW_FIELDS: dict[str, dict[str, Any]] = {
-    # training_view: the deprecated alias of training_policy; model_name_or_path: run_classification.py's --backbone
-    "model": {"training_view": None, "model_name_or_path": None},
-    "data": {
-        "skip_bad_rows": False,
-        "label_map": None,
-        "label_offset": None,
-        # run_classification.py's data flags (the aliases are None once folded into their fields)
-        **dict.fromkeys(("dataset_name", "dataset_config_name", "train_file", "validation_file", "test_file")),
-        **dict.fromkeys(("text_column_names", "label_column_name", "split_column", "max_seq_length")),
-        "max_predict_samples": None,
-        "shuffle_train_dataset": False,
-        "shuffle_seed": 42,
-    },
-    "procedure": {"overwrite_output_dir": False, "seed_list": "*"},  # seed_list (removed) never was part of a key
-}
-RENAMED_FIELDS: dict[str, dict[str, str]] = {"model": {"training_policy": "training_view"}}  # new name -> key name
-
-
-def canonical_record(record: dict[str, Any]) -> dict[str, Any]:
-    """`record` with the fields of `NEUTRAL_NEW_FIELDS` dropped at their neutral value and renamed fields under the
-    name they had when the first results were keyed, so a renamed or added field does not orphan earlier rows."""
-    out = {section: dict(values) if isinstance(values, dict) else values for section, values in record.items()}
-    for section, fields in NEUTRAL_NEW_FIELDS.items():
-        for name, neutral in fields.items():
-            if name in out.get(section, {}) and (neutral == "*" or out[section][name] == neutral):
-                del out[section][name]
-    if "restore_callback_states_from_checkpoint" in out.get("training", {}):  # how a resume restores callbacks only;
-        out["training"]["restore_callback_states_from_checkpoint"] = False  # keyed at its old default
-    epochs = out.get("training", {}).get("num_train_epochs")
-    if isinstance(epochs, float) and epochs.is_integer():  # `--num_train_epochs 2` parses to 2.0, a protocol writes 2:
-        out["training"]["num_train_epochs"] = int(epochs)  # one budget, one key
-    if isinstance(out.get("arm"), dict):  # the arm's own model fields are renamed too
-        out["arm"] = {**out["arm"], "model": dict(out["arm"].get("model") or {})}
-    for section, names in RENAMED_FIELDS.items():
-        for target in (out.get(section, {}), (out.get("arm") or {}).get(section, {})):
-            for new, old in names.items():
-                if new in target:
-                    target[old] = target.pop(new)
-    return out
-
-
 @dataclass
 class RunConfig:
     """Everything one arm × seed is trained with."""
@@ -236,19 +156,7 @@ class RunConfig:
 
     def key(self) -> str:
         """Hash of what determines the result, without the seed: the same key + seed is the same run."""
-        config = canonical_record(self.record())
-        config["training"] = {k: v for k, v in config["training"].items() if k not in VOLATILE_TRAINING_FIELDS}
-        config["data"].pop("data_dir", None)
-        config["arm"].pop("description", None)
-        # group_by stratifies the subsets; sort_eval_by_length, predict_views and fft_learning_rate (already in
-        # `training`) do not change what is trained
-        kept = ("protocol", "quick", "split_seed", "max_dev_samples", "max_test_samples", "group_by")
-        runner = {k: config["runner"].get(k) for k in kept}
-        if config["runner"].get("subset_by"):  # added later: absent when unused, so older keys still match
-            runner["subset_by"] = config["runner"]["subset_by"]
-        config["runner"] = runner
-        blob = json.dumps(config, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return config_key(self.record())
 
 
 # ----------------------------------------------------------------------------------------------------------------------
