@@ -52,7 +52,7 @@ def test_interleaved_run_times_every_arm_and_writes_ratios(tmp_path):
     assert set(result["inference"]) == set(interleaved.INFER_ARMS)
     for name, timing in result["train"].items():
         assert len(timing["all_ms"]) == 2 and min(timing["all_ms"]) > 0, name
-    assert result["train"][interleaved.BASELINE]["ratio"] == 1.0
+    assert result["train"][interleaved.REFERENCE_ARM]["ratio"] == 1.0
     joint = result["train"]["m2a_joint"]["median_ms"]
     lora = result["train"]["lora_r128"]["median_ms"]
     assert result["train"]["m2a_joint"]["ratio"] == pytest.approx(joint / lora, abs=2e-3)  # medians rounded to 0.1 ms
@@ -82,3 +82,45 @@ def test_interleaved_targets_are_judged_for_their_setting_only():
     assert interleaved.target_lines(result("bert-base", 256)) == ["| train | m2a_fine | 1.20 | ≤ 1.15 | MISSED |"]
     assert interleaved.target_lines(result("minilm", 64)) == []  # no target defined for that setting
     assert interleaved.target_lines(result("minilm", 128, compile_=True)) == []
+
+
+def test_per_process_report_judges_the_same_targets_as_the_interleaved_one():
+    """One target table (`benchmarks/perf/targets.py`): the per-process report judges each target at its own setting,
+    says n/a for a setting that did not run, and keeps the materialised-baseline targets."""
+    from benchmarks.perf import targets
+
+    def arm_run(arm: str, backbone: str, seq_len: int, step: float, batch: float, peak: float) -> dict:
+        spec = {"arm": arm, "backbone": backbone, "seq_len": seq_len, "attributes": {"user": report.BASE_USERS}}
+        train = {"step_ms": step, "rss_peak_mb": peak, "rss_increase_mb": peak / 2}
+        return {
+            "spec": {**spec, "device": "cpu", "threads": 1},
+            "status": "ok",
+            "train": train,
+            "infer": {"batch_ms": batch},
+        }
+
+    runs = [
+        arm_run("lora_r128", "minilm", 128, 100.0, 10.0, 1000.0),
+        arm_run("m2a_fine", "minilm", 128, 120.0, 10.5, 1100.0),  # 1.20 / 1.05: both met
+        arm_run("m2a_stochastic", "minilm", 128, 135.0, 11.0, 1100.0),  # 1.35: missed
+        arm_run("m2a_joint", "minilm", 128, 240.0, 11.0, 1200.0),  # 2.40: missed
+        arm_run("materialised", "minilm", 128, 480.0, 30.0, 3000.0),  # 4.0× fine's step, fine at 0.37× its peak
+    ]
+    lines = report.check_targets(runs)
+    limits = targets.ratio_targets("minilm", 128)
+    assert lines[:4] == [
+        f"- **PASS** M2A single view (fine) step time: 1.20× `lora_r128` (target <= {limits['train', 'm2a_fine']}×) "
+        "[minilm, seq 128]",
+        f"- **MISS** M2A stochastic step time: 1.35× `lora_r128` (target <= {limits['train', 'm2a_stochastic']}×) "
+        "[minilm, seq 128]",
+        f"- **MISS** M2A joint step time: 2.40× `lora_r128` (target <= {limits['train', 'm2a_joint']}×) [minilm, seq 128]",
+        "- **PASS** M2A single view (fine) inference time per batch (unmerged): 1.05× `lora_r128` "
+        f"(target <= {limits['inference', 'm2a_fine']}×) [minilm, seq 128]",
+    ]
+    assert (
+        lines[4]
+        == "- **n/a** M2A single view (fine) step time: `m2a_fine` or `lora_r128` was not run at bert-base, seq 256."
+    )
+    assert lines[5].startswith("- **PASS** materialised-baseline step time: 4.00× `m2a_fine` (target >= 3.0×)")
+    assert lines[6].startswith("- **PASS** M2A single-view training peak RSS: 0.37× `materialised` (target <= 0.5×)")
+    assert len(lines) == 8  # + the user sweep (n/a: not run)

@@ -26,13 +26,13 @@ import torch
 
 from benchmarks.common import git_info, machine_info
 from benchmarks.perf.arms import ARMS, ParamCountError, backbone_config, make_batches, seed_everything
+from benchmarks.perf.targets import REFERENCE_ARM, ratio_targets
 
 
 logger = logging.getLogger("perf.interleaved")
 
 TRAIN_ARMS = ("lora_r128", "m2a_fine", "m2a_stochastic", "m2a_joint")
 INFER_ARMS = ("lora_r128", "m2a_fine")
-BASELINE = "lora_r128"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         arms[name] = arm
         optimizers[name] = torch.optim.AdamW([p for p in arm.model.parameters() if p.requires_grad], lr=1e-4)
-        steps[name] = _step_fns(arm.model, m2a=name != BASELINE, compile_=args.compile)
+        steps[name] = _step_fns(arm.model, m2a=name != REFERENCE_ARM, compile_=args.compile)
     batches = make_batches(spec, backbone_config(spec).vocab_size, 4)
     train_ms: dict[str, list[float]] = {name: [] for name in TRAIN_ARMS}
     infer_ms: dict[str, list[float]] = {name: [] for name in INFER_ARMS}
@@ -127,7 +127,7 @@ def _step_fns(model: torch.nn.Module, m2a: bool, compile_: bool) -> tuple[Any, A
 
 
 def _summary(times: dict[str, list[float]]) -> dict[str, Any]:
-    base = statistics.median(times[BASELINE])
+    base = statistics.median(times[REFERENCE_ARM])
     return {
         name: {
             "median_ms": round(statistics.median(values), 1),
@@ -138,25 +138,14 @@ def _summary(times: dict[str, list[float]]) -> dict[str, Any]:
     }
 
 
-TARGETS: dict[tuple[str, int], dict[tuple[str, str], float]] = {
-    ("minilm", 128): {
-        ("train", "m2a_fine"): 1.25,
-        ("train", "m2a_stochastic"): 1.3,
-        ("train", "m2a_joint"): 2.3,
-        ("inference", "m2a_fine"): 1.1,
-    },
-    ("bert-base", 256): {("train", "m2a_fine"): 1.15},
-}
-"""Step-time targets against LoRA r=128 (issue 17): (backbone, seq_len) -> {(phase, arm): highest ratio}; eager only."""
-
-
 def target_lines(result: dict[str, Any]) -> list[str]:
-    """`| phase | arm | ratio | target | met |` rows for the targets of this run's setting (none for compiled runs)."""
+    """`| phase | arm | ratio | target | met |` rows for `targets.RATIO_TARGETS` of this run's setting (none for compiled
+    runs)."""
     s = result["settings"]
     if s.get("compile"):
         return []
     rows = []
-    for (phase, arm), limit in TARGETS.get((s["backbone"], s["seq_len"]), {}).items():
+    for (phase, arm), limit in ratio_targets(s["backbone"], s["seq_len"]).items():
         ratio = result[phase][arm]["ratio"]
         rows.append(f"| {phase} | {arm} | {ratio:.2f} | ≤ {limit} | {'met' if ratio <= limit else 'MISSED'} |")
     return rows
