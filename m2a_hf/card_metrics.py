@@ -47,14 +47,17 @@ _METRIC_PREFIXES = ("eval_", "test_", "predict_")
 
 
 @dataclasses.dataclass(frozen=True)
-class _Result:
+class MetricRow:
+    """One number of a model card's results: `metric` of `view` on `subset` (None: the whole evaluation set)."""
+
     view: str
     subset: str | None
     metric: str
     value: float
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A real number that is not a bool (Trainer metrics mix floats, ints and flags)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
@@ -86,7 +89,7 @@ def _parse_flat_key(key: str, default_view: str) -> tuple[str, str | None, str] 
     return view, subset, key
 
 
-def normalise_metrics(metrics: Mapping[str, Any] | None, default_view: str = "fine") -> list[_Result]:
+def normalise_metrics(metrics: Mapping[str, Any] | None, default_view: str = "fine") -> list[MetricRow]:
     """Flatten the accepted `metrics` shapes (see the module docstring) into (view, subset, metric, value) rows.
 
     Sample counts (`seen_count`, `unseen_count`, any `*_count`) and Trainer bookkeeping (`eval_runtime`, ...) are not
@@ -95,36 +98,47 @@ def normalise_metrics(metrics: Mapping[str, Any] | None, default_view: str = "fi
         return []
     if not isinstance(metrics, Mapping):
         raise TypeError(f"`metrics` must be a mapping, got {type(metrics).__name__}.")
-    rows: list[_Result] = []
+    rows: list[MetricRow] = []
     for key, value in metrics.items():
-        if _is_number(value):
+        if is_number(value):
             parsed = _parse_flat_key(str(key), default_view)
             if parsed is not None:
-                rows.append(_Result(*parsed, float(value)))
+                rows.append(MetricRow(*parsed, float(value)))
         elif isinstance(value, Mapping):
             view = str(key)
             for inner_key, inner in value.items():
-                if _is_number(inner):  # `metrics_by_seen`'s keys: `accuracy`, `seen_accuracy`, `seen_count`, ...
+                if is_number(inner):  # `metrics_by_seen`'s keys: `accuracy`, `seen_accuracy`, `seen_count`, ...
                     subset, metric = _split_subset(str(inner_key))
                     if metric and metric not in _NOT_METRICS and not _is_count(metric):
-                        rows.append(_Result(view, subset, metric, float(inner)))
+                        rows.append(MetricRow(view, subset, metric, float(inner)))
                 elif isinstance(inner, Mapping):
                     for metric, number in inner.items():
-                        if _is_number(number) and not _is_count(str(metric)):
-                            rows.append(_Result(view, str(inner_key), str(metric), float(number)))
+                        if is_number(number) and not _is_count(str(metric)):
+                            rows.append(MetricRow(view, str(inner_key), str(metric), float(number)))
         else:
             logger.debug("metric %r ignored on the model card (value %r is not a number)", key, value)
     order = {name: i for i, name in enumerate(VIEW_LABELS)}
     return sorted(rows, key=lambda r: (order.get(r.view, len(order)), r.view, r.subset or "", r.metric))
 
 
-def _metric_label(metric: str) -> str:
+def metric_label(metric: str) -> str:
+    """The label a card shows for a metric key (`macro_f1` -> "Macro-F1"; unknown keys capitalised)."""
     return METRIC_LABELS.get(metric.lower(), metric.replace("_", " ").capitalize())
 
 
-def _describe(row: _Result) -> str:
+def describe_row(row: MetricRow) -> str:
+    """The row's name in the card's model-index, e.g. "Accuracy (fine view, seen values)"."""
     subset = f", {SUBSET_LABELS.get(row.subset, row.subset)}" if row.subset else ""
-    return f"{_metric_label(row.metric)} ({row.view} view{subset})"
+    return f"{metric_label(row.metric)} ({row.view} view{subset})"
 
 
-__all__ = ["METRIC_LABELS", "SUBSET_LABELS", "VIEW_LABELS", "normalise_metrics"]
+__all__ = [
+    "METRIC_LABELS",
+    "SUBSET_LABELS",
+    "VIEW_LABELS",
+    "MetricRow",
+    "describe_row",
+    "is_number",
+    "metric_label",
+    "normalise_metrics",
+]

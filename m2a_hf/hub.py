@@ -30,17 +30,15 @@ from typing import Any
 
 from huggingface_hub import ModelCard
 
+from m2a_hf.card_metrics import METRIC_LABELS, SUBSET_LABELS, VIEW_LABELS
 from m2a_hf.io_utils import write_json_atomic, write_text_atomic
 from m2a_hf.model_card import (
     ARXIV_ID,
     CITATION_BIBTEX,
     DEFAULT_TAGS,
-    METRIC_LABELS,
     MODEL_HYPERPARAMETER_KEYS,
     REMOTE_CODE_TAGS,
-    SUBSET_LABELS,
     TRAINING_ARGUMENT_KEYS,
-    VIEW_LABELS,
     M2AModelCardCallback,
     build_card_data,
     normalise_metrics,

@@ -29,14 +29,12 @@ from huggingface_hub.utils import validate_repo_id
 from transformers import TrainerCallback
 
 from m2a_hf.backbones import default_backbone
-from m2a_hf.card_metrics import (  # noqa: F401 (METRIC_LABELS re-exported)
-    METRIC_LABELS,
+from m2a_hf.card_metrics import (
     SUBSET_LABELS,
     VIEW_LABELS,
-    _describe,
-    _is_number,
-    _metric_label,
-    _Result,
+    describe_row,
+    is_number,
+    metric_label,
     normalise_metrics,
 )
 from m2a_hf.io_utils import write_text_atomic
@@ -172,7 +170,7 @@ def build_card_data(
             dataset_name=dataset_name or dataset_type,
             dataset_split=dataset_split,
             metric_type=row.metric,
-            metric_name=_describe(row),
+            metric_name=describe_row(row),
             metric_value=row.value,
             metric_args={"view": row.view, **({"subset": row.subset} if row.subset else {})},
         )
@@ -347,7 +345,7 @@ def _procedure_lines(config: Any, stage2: bool | Mapping[str, Any] | None) -> li
             before, after = stage2.get("before"), stage2.get("after")
             score = (
                 f" (attribute-free dev accuracy {before:.4f} → {after:.4f})"
-                if _is_number(before) and _is_number(after)
+                if is_number(before) and is_number(after)
                 else ""
             )
             outcome = "kept" if stage2["kept"] else "not kept: no gain, the first-stage values were restored"
@@ -460,7 +458,7 @@ def render_model_card(
         {
             "view_label": VIEW_LABELS.get(row.view, row.view),
             "subset_label": SUBSET_LABELS.get(row.subset, row.subset) if row.subset else "all",
-            "metric_label": _metric_label(row.metric),
+            "metric_label": metric_label(row.metric),
             "value_text": f"{row.value:.4f}",
         }
         for row in rows
@@ -542,7 +540,7 @@ class M2AModelCardCallback(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
         if metrics:
-            self.metrics.update({k: v for k, v in metrics.items() if _is_number(v)})
+            self.metrics.update({k: v for k, v in metrics.items() if is_number(v)})
         if self.write_on_evaluate and state.is_world_process_zero and model is not None:
             self.write_card(args, model)
 
@@ -601,12 +599,9 @@ __all__ = [
     "CARD_NAME",
     "CITATION_BIBTEX",
     "DEFAULT_TAGS",
-    "METRIC_LABELS",
     "MODEL_HYPERPARAMETER_KEYS",
     "REMOTE_CODE_TAGS",
-    "SUBSET_LABELS",
     "TRAINING_ARGUMENT_KEYS",
-    "VIEW_LABELS",
     "M2AModelCardCallback",
     "build_card_data",
     "normalise_metrics",
