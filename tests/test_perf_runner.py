@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from benchmarks.perf import report, run
 from m2a_hf.training import default_backbone
@@ -124,3 +125,34 @@ def test_per_process_report_judges_the_same_targets_as_the_interleaved_one():
     assert lines[5].startswith("- **PASS** materialised-baseline step time: 4.00× `m2a_fine` (target >= 3.0×)")
     assert lines[6].startswith("- **PASS** M2A single-view training peak RSS: 0.37× `materialised` (target <= 0.5×)")
     assert len(lines) == 8  # + the user sweep (n/a: not run)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", ["gpt2-tiny", "llama-tiny"])
+def test_decoder_backbones_build_train_and_match_their_closed_forms(backbone):
+    """Issue 16: the perf benchmark times GPT-2 (Conv1D, fused c_attn) and Llama (grouped-query attention) like BERT —
+    the peft baseline at M2A's placement for the family, M2A with its causal-LM term, both counted in closed form."""
+    from benchmarks.perf import arms
+
+    spec = {
+        "backbone": backbone, "num_labels": 5, "lora_rank": 4, "attributes": {"user": 6, "item": 3}, "seed": 0,
+        "batch_size": 2, "seq_len": 12, "value_embedding_dim": 16,
+    }  # fmt: skip
+    cfg = arms.backbone_config(spec)
+    assert arms.is_decoder(cfg) and cfg.pad_token_id == cfg.eos_token_id
+    batch = arms.make_batches(spec, cfg.vocab_size, 1)[0]
+    for name in ("lora_r8", "m2a_joint", "m2a_unknown"):
+        arm = arms.ARMS[name](spec)
+        assert arm.expected and arm.expected == {k: arm.actual[k] for k in arm.expected}, name
+        loss = arm.loss_fn(batch)
+        loss.backward()
+        assert torch.isfinite(loss), name
+        grads = [p for p in arm.model.parameters() if p.requires_grad and p.grad is not None]
+        assert sum(p.numel() for p in grads) > 0, name
+        assert arm.infer_fn(batch).shape == (2, 5), name
+        if name == "lora_r8":  # M2A's placement for the family: every layer of every block, fused c_attn whole
+            assert arm.notes["lora_layers"] == cfg.num_hidden_layers * len(arms.placement(cfg).modules)
+    with pytest.raises(ValueError, match="decoder"):
+        arms.ARMS["materialised"](spec)
+    plan = run.build_plan(run.parse_args(["--backbones", backbone, "--seq_lens", "16", "--user_sweep", "100"]))
+    assert {s["arm"] for s in plan if s["kind"] == "grid"} == set(run.ARM_NAMES) - {"materialised"}

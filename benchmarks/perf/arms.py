@@ -46,14 +46,12 @@ import psutil
 import torch
 from torch import nn
 
+from benchmarks.perf.backbones import BACKBONES, SYNTHETIC_BACKBONES
+
 
 logger = logging.getLogger("perf.arms")
 
-BERT_BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072}
 MASK_TOKEN_ID = 103  # [MASK] in the BERT uncased vocabulary (MiniLM's tokenizer uses the same one)
-# M2A's placement (M2AConfig defaults = the reference's): multi-grained adapters on Q/V, plain LoRAs on these two.
-M2A_TARGETS = ["query", "value"]
-LORA_TARGETS = ["attention.output.dense", "intermediate.dense"]
 
 Batch = dict[str, torch.Tensor]
 
@@ -89,14 +87,67 @@ def minilm_path(spec: dict) -> str:
 
 
 def backbone_config(spec: dict):
-    """MiniLM's real config, or a BERT-base-sized `BertConfig` (random weights: fine for timing)."""
-    from transformers import AutoConfig, BertConfig
+    """MiniLM's real config, or the config of one of `SYNTHETIC_BACKBONES` (random weights: fine for timing).
+
+    Decoders get `pad_token_id = eos_token_id` (what M2A assumes for them), so that the peft baseline's
+    `*ForSequenceClassification` can find the last token of a batch too."""
+    from transformers import AutoConfig
 
     if spec["backbone"] == "minilm":
         return AutoConfig.from_pretrained(minilm_path(spec))
-    if spec["backbone"] == "bert-base":
-        return BertConfig(**BERT_BASE)
-    raise ValueError(f"unknown backbone {spec['backbone']!r}; expected 'minilm' or 'bert-base'.")
+    if spec["backbone"] not in SYNTHETIC_BACKBONES:
+        raise ValueError(f"unknown backbone {spec['backbone']!r}; expected one of {list(BACKBONES)}.")
+    model_type, fields = SYNTHETIC_BACKBONES[spec["backbone"]]
+    cfg = AutoConfig.for_model(model_type, **fields)
+    if is_decoder(cfg) and cfg.pad_token_id is None:
+        cfg.pad_token_id = cfg.eos_token_id
+    return cfg
+
+
+def is_decoder(cfg) -> bool:
+    """A causal-LM backbone (M2A then pools the last token and trains a causal-LM auxiliary term)."""
+    from m2a_hf.modeling.configuration_m2a import CAUSAL_LM_MODEL_TYPES
+
+    return cfg.model_type in CAUSAL_LM_MODEL_TYPES
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where M2A puts its adapters on one transformer block (its family's default placement), as layer shapes.
+
+    `m2a`: the multi-grained layers, (d_in, d_out, attribute d_out) — the attribute adapters of a fused QKV layer
+    cover only its Q and V blocks; `lora`: the plain-LoRA layers, (d_in, d_out); `modules`: the module names of
+    both (the peft baseline's `target_modules`); `norm_params`: the backbone's trainable LayerNorm parameters (M2A
+    trains `nn.LayerNorm`s; Llama's RMSNorm is not one); `decoder`: a causal-LM family (no MLM head; the peft
+    baseline's head is `score`)."""
+
+    m2a: tuple[tuple[int, int, int], ...]
+    lora: tuple[tuple[int, int], ...]
+    modules: tuple[str, ...]
+    norm_params: int
+    decoder: bool
+
+
+def placement(cfg) -> Placement:
+    """The `Placement` of a BERT, GPT-2 or Llama config (what the closed-form counts below need)."""
+    from m2a_hf.modeling.configuration_m2a import TRANSFORMERS_MODELS_TO_M2A_TARGET_MODULES_MAPPING as DEFAULTS
+
+    hidden, layers = cfg.hidden_size, cfg.num_hidden_layers
+    m2a_modules, lora_modules = DEFAULTS[cfg.model_type]
+    modules = (*m2a_modules, *lora_modules)
+    if cfg.model_type == "bert":
+        inter = cfg.intermediate_size
+        return Placement(((hidden, hidden, hidden),) * 2, ((hidden, hidden), (hidden, inter)), modules,
+                         (1 + 2 * layers) * 2 * hidden, False)  # fmt: skip
+    if cfg.model_type == "gpt2":
+        inner = cfg.n_inner or 4 * hidden
+        return Placement(((hidden, 3 * hidden, 2 * hidden),), ((hidden, hidden), (hidden, inner)), modules,
+                         (1 + 2 * layers) * 2 * hidden, True)  # fmt: skip
+    if cfg.model_type == "llama":
+        kv = cfg.num_key_value_heads * (getattr(cfg, "head_dim", None) or hidden // cfg.num_attention_heads)
+        return Placement(((hidden, hidden, hidden), (hidden, kv, kv)), ((hidden, hidden), (hidden, cfg.intermediate_size)),
+                         modules, 0, True)  # fmt: skip
+    raise ValueError(f"no closed-form placement for model_type {cfg.model_type!r}; expected bert, gpt2 or llama.")
 
 
 def make_batches(spec: dict, vocab_size: int, count: int) -> list[Batch]:
@@ -142,29 +193,30 @@ def default_kron_shape(d_in: int, d_out: int) -> tuple[int, int, int, int]:
 def closed_form_m2a(
     cfg, attributes: dict[str, int], num_labels: int, rank: int, attr_rank: int, value_embedding_dim: int | None = None
 ) -> dict[str, int]:
-    """Trainable parameters of M2A on a BERT-style backbone with the default placement.
+    """Trainable parameters of M2A at its family's default placement (`placement`).
 
-    Per M2A target layer (in = d_in, out = d_out): r(d_in+d_out) + A·[r_a(d_in+d_out) + E·p·s + q·t];
-    per plain-LoRA layer: r(d_in+d_out); plus Σ_a |a|·E value embeddings, the classification head
-    (H·H + H + H·C + C), the MLM head (H·H + H + 2H + V: dense, LayerNorm, decoder bias; the decoder matrix is the
-    frozen word embedding) and the backbone's LayerNorms ((1 + 2·layers)·2H).
+    Per multi-grained layer (d_in → d_out, attribute part d_a): r(d_in+d_out) + A·[r_a(d_in+d_a) + E·p·s + q·t] with
+    (p, q, s, t) the Kronecker shape of d_in × d_a; per plain-LoRA layer: r(d_in+d_out); plus Σ_a |a|·E value
+    embeddings, the classification head (H·H + H + H·C + C), on encoders the MLM head (H·H + H + 2H + V: dense,
+    LayerNorm, decoder bias; the decoder matrix is the frozen word embedding; decoders use their own frozen LM head)
+    and the backbone's LayerNorms.
     """
-    hidden, inter, layers, vocab = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.vocab_size
+    place = placement(cfg)
+    hidden, layers, vocab = cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size
     num_attr, emb = len(attributes), value_embedding_dim or hidden  # E defaults to the hidden size
-    m2a_layers = [(hidden, hidden)] * len(M2A_TARGETS)  # query, value
-    lora_layers = [(hidden, hidden), (hidden, inter)]  # attention.output.dense, intermediate.dense
-    coarse = layers * sum(rank * (i + o) for i, o in m2a_layers + lora_layers)
-    unknown = layers * sum(num_attr * attr_rank * (i + o) for i, o in m2a_layers)
+    coarse = layers * sum(rank * (i + o) for i, o, _ in place.m2a) + layers * sum(
+        rank * (i + o) for i, o in place.lora
+    )
+    unknown = layers * sum(num_attr * attr_rank * (i + a) for i, _, a in place.m2a)
     fine = 0
-    for i, o in m2a_layers:
-        p, q, s, t = default_kron_shape(i, o)
+    for i, _, a in place.m2a:
+        p, q, s, t = default_kron_shape(i, a)
         fine += layers * num_attr * (emb * p * s + q * t)
     values = sum(attributes.values()) * emb
     head = hidden * hidden + hidden + hidden * num_labels + num_labels
-    mlm_head = hidden * hidden + hidden + 2 * hidden + vocab
-    norms = (1 + 2 * layers) * 2 * hidden
+    mlm_head = 0 if place.decoder else hidden * hidden + hidden + 2 * hidden + vocab
     return {
-        "trainable": coarse + unknown + fine + values + head + mlm_head + norms,
+        "trainable": coarse + unknown + fine + values + head + mlm_head + place.norm_params,
         "coarse_lora": coarse,
         "unknown_lora": unknown,
         "fine": fine,
@@ -173,11 +225,12 @@ def closed_form_m2a(
 
 
 def closed_form_lora(cfg, num_labels: int, rank: int) -> dict[str, int]:
-    """peft LoRA at M2A's placement: Σ r(d_in+d_out) over query, value, attention.output.dense, intermediate.dense,
-    plus the trainable head (pooler H·H + H and classifier H·C + C, both in `modules_to_save`)."""
-    hidden, inter, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
-    lora = layers * rank * (2 * hidden + 2 * hidden + 2 * hidden + (hidden + inter))
-    head = hidden * hidden + hidden + hidden * num_labels + num_labels
+    """peft LoRA at M2A's placement: Σ r(d_in+d_out) over its layers (a fused QKV layer whole), plus the trainable
+    head: BERT's pooler (H·H + H) and classifier (H·C + C), a decoder's `score` (H·C, no bias)."""
+    place = placement(cfg)
+    hidden, layers = cfg.hidden_size, cfg.num_hidden_layers
+    lora = layers * sum(rank * (i + o) for i, o in [(i, o) for i, o, _ in place.m2a] + list(place.lora))
+    head = hidden * num_labels if place.decoder else hidden * hidden + hidden + hidden * num_labels + num_labels
     return {"trainable": lora + head}
 
 
@@ -225,17 +278,20 @@ def _peft_lora(spec: dict, rank: int) -> Arm:
     from peft import LoraConfig, TaskType, get_peft_model
 
     base, cfg = _hf_classifier(spec)
+    place = placement(cfg)
     lora_config = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=rank,
         lora_alpha=2 * rank,
         lora_dropout=0.1,
-        target_modules=M2A_TARGETS + LORA_TARGETS,
-        modules_to_save=["classifier", "pooler"],  # BERT's pooler + classifier = M2A's trainable head
+        target_modules=list(place.modules),
+        # BERT's pooler + classifier = M2A's trainable head; a decoder's classifier is its `score` layer
+        modules_to_save=["score"] if place.decoder else ["classifier", "pooler"],
+        fan_in_fan_out=cfg.model_type == "gpt2",  # GPT-2's Conv1D stores (in, out)
     )
     model = get_peft_model(base, lora_config)
     lora_layers = sum(1 for n, _ in model.named_modules() if n.endswith(".lora_A"))
-    expected_layers = cfg.num_hidden_layers * (len(M2A_TARGETS) + len(LORA_TARGETS))
+    expected_layers = cfg.num_hidden_layers * len(place.modules)
     if lora_layers != expected_layers:
         raise ParamCountError(f"peft placed LoRA on {lora_layers} layers, expected {expected_layers}.")
     loss_fn, infer_fn = _classifier_fns(model)
@@ -268,8 +324,8 @@ def full_ft(spec: dict) -> Arm:
     return Arm(
         model,
         loss_fn,
-        infer_fn,
-        expected=closed_form_bert_classifier(cfg, spec["num_labels"]),
+        infer_fn,  # the closed form is BERT's; other families' counts are recorded unchecked
+        expected=closed_form_bert_classifier(cfg, spec["num_labels"]) if cfg.model_type == "bert" else {},
         actual={"trainable": count_trainable(model)},
     )
 
@@ -289,8 +345,10 @@ def build_m2a(spec: dict, training_policy: str):
     }
     if spec["backbone"] == "minilm":
         return M2AForSequenceClassification.from_backbone(minilm_path(spec), **kwargs)
-    config = M2AConfig(backbone_config=backbone_config(spec), mask_token_id=MASK_TOKEN_ID, **kwargs)
-    return M2AForSequenceClassification(config)
+    cfg = backbone_config(spec)
+    if not is_decoder(cfg):  # an encoder's MLM term masks with [MASK]; a decoder's causal-LM term needs none
+        kwargs["mask_token_id"] = MASK_TOKEN_ID
+    return M2AForSequenceClassification(M2AConfig(backbone_config=cfg, **kwargs))
 
 
 def _m2a_counts(model, spec: dict) -> tuple[dict[str, int], dict[str, int]]:
@@ -313,6 +371,8 @@ def _m2a_counts(model, spec: dict) -> tuple[dict[str, int], dict[str, int]]:
 
 def _m2a_arm(spec: dict, training_policy: str, unknown: bool = False) -> Arm:
     model = build_m2a(spec, training_policy)
+    # a decoder's auxiliary term is the causal-LM loss on the text itself: no MLM labels
+    aux = {} if model.config.is_causal_lm else {"mlm_labels": "mlm_labels"}
 
     def ids(b: Batch) -> torch.Tensor:
         return torch.full_like(b["attribute_ids"], -1) if unknown else b["attribute_ids"]
@@ -323,7 +383,7 @@ def _m2a_arm(spec: dict, training_policy: str, unknown: bool = False) -> Arm:
             attention_mask=b["attention_mask"],
             attribute_ids=ids(b),
             labels=b["labels"],
-            mlm_labels=b["mlm_labels"],
+            **{k: b[v] for k, v in aux.items()},
         )
         return out.loss
 
@@ -360,6 +420,11 @@ def materialised(spec: dict) -> Arm:
     """The reference's algorithm (materialised.py): per-sample dense C⊗D + bmm, two forwards, MLM on every token."""
     from benchmarks.perf.materialised import check_equivalence, patch_materialised, reference_joint_loss
 
+    if is_decoder(backbone_config(spec)):
+        raise ValueError(
+            f"the materialised arm reproduces the reference's BERT algorithm; backbone {spec['backbone']!r} is a "
+            "decoder (run it on minilm or bert-base)."
+        )
     model = build_m2a(spec, "joint")
     patched = patch_materialised(model)
     max_diff = check_equivalence(model)
@@ -616,7 +681,9 @@ def run_arm(spec: dict, result: dict[str, Any] | None = None) -> dict[str, Any]:
     }
     result["notes"] = arm.notes
     mismatch = {k: (arm.actual.get(k), v) for k, v in arm.expected.items() if arm.actual.get(k) != v}
-    result["params"]["check"] = "ok" if not mismatch else f"MISMATCH {mismatch}"
+    result["params"]["check"] = (
+        "n/a (no closed form)" if not arm.expected else "ok" if not mismatch else f"MISMATCH {mismatch}"
+    )
     if mismatch:
         raise ParamCountError(
             f"{spec['arm']}: trainable parameters differ from the closed form (actual, expected): {mismatch}"

@@ -26,6 +26,7 @@ import torch
 
 from benchmarks.common import git_info, machine_info
 from benchmarks.perf.arms import ARMS, ParamCountError, backbone_config, make_batches, seed_everything
+from benchmarks.perf.backbones import BACKBONES
 from benchmarks.perf.targets import REFERENCE_ARM, ratio_targets
 
 
@@ -38,7 +39,7 @@ INFER_ARMS = ("lora_r128", "m2a_fine")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--backbone", default="minilm", choices=("minilm", "bert-base"))
+    parser.add_argument("--backbone", default="minilm", choices=BACKBONES)
     parser.add_argument("--seq_len", type=int, default=128)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--num_users", type=int, default=1000)
@@ -117,7 +118,8 @@ def _step_fns(model: torch.nn.Module, m2a: bool, compile_: bool) -> tuple[Any, A
     keys = ("input_ids", "attention_mask") + (("attribute_ids",) if m2a else ())
 
     def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        extra = {"mlm_labels": batch["mlm_labels"]} if m2a else {}
+        # an encoder's M2A trains the MLM term on the batch's labels; a decoder's builds its causal-LM term itself
+        extra = {"mlm_labels": batch["mlm_labels"]} if m2a and not model.config.is_causal_lm else {}
         return call(**{k: batch[k] for k in keys}, labels=batch["labels"], **extra).loss
 
     def infer_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
