@@ -65,10 +65,10 @@ def test_interleaved_run_times_every_arm_and_writes_ratios(tmp_path):
 def test_interleaved_targets_are_judged_for_their_setting_only():
     from benchmarks.perf import interleaved
 
-    def result(backbone: str, seq_len: int, compile_: bool = False) -> dict:
+    def result(backbone: str, seq_len: int, compile_: bool = False, mlm_weight: float | None = None) -> dict:
         ratios = {"m2a_fine": 1.2, "m2a_stochastic": 1.35, "m2a_joint": 2.4}
         return {
-            "settings": {"backbone": backbone, "seq_len": seq_len, "compile": compile_},
+            "settings": {"backbone": backbone, "seq_len": seq_len, "compile": compile_, "mlm_weight": mlm_weight},
             "train": {arm: {"ratio": r} for arm, r in ratios.items()},
             "inference": {"m2a_fine": {"ratio": 1.05}},
         }
@@ -83,6 +83,7 @@ def test_interleaved_targets_are_judged_for_their_setting_only():
     assert interleaved.target_lines(result("bert-base", 256)) == ["| train | m2a_fine | 1.20 | ≤ 1.15 | MISSED |"]
     assert interleaved.target_lines(result("minilm", 64)) == []  # no target defined for that setting
     assert interleaved.target_lines(result("minilm", 128, compile_=True)) == []
+    assert interleaved.target_lines(result("minilm", 128, mlm_weight=0.0)) == []  # not the configuration they are for
 
 
 def test_per_process_report_judges_the_same_targets_as_the_interleaved_one():

@@ -343,6 +343,8 @@ def build_m2a(spec: dict, training_policy: str):
         "lora_dropout": 0.1,
         "value_embedding_dim": spec.get("value_embedding_dim"),
     }
+    if spec.get("mlm_weight") is not None:  # 0: no auxiliary (masked-/causal-LM) term
+        kwargs["mlm_weight"] = spec["mlm_weight"]
     if spec["backbone"] == "minilm":
         return M2AForSequenceClassification.from_backbone(minilm_path(spec), **kwargs)
     cfg = backbone_config(spec)

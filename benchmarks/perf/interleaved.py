@@ -51,6 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compile", action="store_true", help="torch.compile every model (default backend)")
+    parser.add_argument(
+        "--mlm_weight",
+        type=float,
+        default=None,
+        help="M2A's auxiliary-loss weight (default: M2AConfig's, 1.0); 0 times M2A without its masked-/causal-LM term",
+    )
     return parser.parse_args(argv)
 
 
@@ -65,6 +71,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "attributes": {"user": args.num_users, "item": args.num_items},
         "lora_rank": args.lora_rank,
         "seed": args.seed,
+        "mlm_weight": args.mlm_weight,
     }
     arms, optimizers, steps = {}, {}, {}
     for name in TRAIN_ARMS:
@@ -142,9 +149,9 @@ def _summary(times: dict[str, list[float]]) -> dict[str, Any]:
 
 def target_lines(result: dict[str, Any]) -> list[str]:
     """`| phase | arm | ratio | target | met |` rows for `targets.RATIO_TARGETS` of this run's setting (none for compiled
-    runs)."""
+    runs or a non-default `--mlm_weight`)."""
     s = result["settings"]
-    if s.get("compile"):
+    if s.get("compile") or s.get("mlm_weight") is not None:  # targets are set for eager, default M2A
         return []
     rows = []
     for (phase, arm), limit in ratio_targets(s["backbone"], s["seq_len"]).items():
@@ -157,8 +164,9 @@ def render(result: dict[str, Any]) -> str:
     s = result["settings"]
     lines = [
         f"Interleaved, {s['backbone']}, batch {s['batch_size']}, seq {s['seq_len']}, {s['threads']} threads, "
-        f"{s['rounds']} rounds after {s['warmup']} warm-up, {'compiled' if s['compile'] else 'eager'}; "
-        f"load average at the end {result['loadavg_end']}.",
+        f"{s['rounds']} rounds after {s['warmup']} warm-up, {'compiled' if s['compile'] else 'eager'}"
+        + ("" if s.get("mlm_weight") is None else f", M2A mlm_weight {s['mlm_weight']}")
+        + f"; load average at the end {result['loadavg_end']}.",
         "",
         "| arm | train step ms (median) | × LoRA r=128 | inference ms | × LoRA r=128 |",
         "|---|---:|---:|---:|---:|",
