@@ -66,12 +66,25 @@ NEUTRAL_NEW_FIELDS: dict[str, dict[str, Any]] = {
     "procedure": {"overwrite_output_dir": False, "seed_list": "*"},  # seed_list (removed) never was part of a key
 }
 RENAMED_FIELDS: dict[str, dict[str, str]] = {"model": {"training_policy": "training_view"}}  # new name -> key name
+# Model fields only M2A reads: a baseline arm trains the same model whatever they say (`--value_embedding_dim 384`
+# given to a `lora,m2a-joint` run), so its key holds them at the value its rows always recorded.
+M2A_ONLY_MODEL_FIELDS: dict[str, Any] = {
+    "value_embedding_dim": None,
+    "mlm_weight": None,
+    "coarse_weight": None,
+    "kl_weight": None,
+    "attribute_lora_rank": None,
+    "use_fine_view": True,
+    "training_policy": "joint",
+}
 
 
 def canonical_record(record: dict[str, Any]) -> dict[str, Any]:
     """`record` with the fields of `NEUTRAL_NEW_FIELDS` dropped at their neutral value and renamed fields under the
     name they had when the first results were keyed, so a renamed or added field does not orphan earlier rows."""
     out = {section: dict(values) if isinstance(values, dict) else values for section, values in record.items()}
+    if (out.get("arm") or {}).get("kind") == "baseline" and isinstance(out.get("model"), dict):
+        out["model"].update({name: value for name, value in M2A_ONLY_MODEL_FIELDS.items() if name in out["model"]})
     for section, fields in NEUTRAL_NEW_FIELDS.items():
         for name, neutral in fields.items():
             if name in out.get(section, {}) and (neutral == "*" or out[section][name] == neutral):
@@ -113,3 +126,22 @@ def config_key(record: dict[str, Any]) -> str:
     """Hash of `keyed_config(record)`: the same key + seed is the same run."""
     blob = json.dumps(keyed_config(record), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+RECORD_SECTIONS = ("arm", "model", "data", "training", "runner")
+
+
+def row_key(row: dict[str, Any]) -> Any:
+    """The key of a recorded row under today's canonical form, recomputed from its record, so that a rule added to
+    `canonical_record` later holds for earlier rows too (the stored `config_key` is what the code of then made of
+    it). An M2A row's `value_embedding_dim: null` is M2AConfig's "the hidden size" (the runner records the size it
+    uses since 64 became the default), resolved with the backbone's width recorded beside it. A row without a whole
+    record keeps its stored key."""
+    record = row.get("config")
+    if not isinstance(record, dict) or not all(isinstance(record.get(s), dict) for s in RECORD_SECTIONS):
+        return row.get("config_key")
+    record = json.loads(json.dumps(record, default=str))
+    hidden = ((row.get("resolved_model_config") or {}).get("backbone") or {}).get("hidden_size")
+    if record["arm"].get("kind") == "m2a" and record["model"].get("value_embedding_dim", 0) is None and hidden:
+        record["model"]["value_embedding_dim"] = hidden
+    return config_key(record)

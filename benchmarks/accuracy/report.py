@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.accuracy.keys import keyed_config
+from benchmarks.accuracy.keys import keyed_config, row_key
 
 
 logger = logging.getLogger("accuracy.report")
@@ -45,7 +45,8 @@ HALF_TIME_RATIO = 0.6  # "about half the training time": stochastic/joint train-
 # Loading and aggregation
 # ----------------------------------------------------------------------------------------------------------------------
 def load_rows(path: str | Path) -> list[dict[str, Any]]:
-    """All JSON rows of a JSONL file (a malformed line is skipped with a warning)."""
+    """All JSON rows of a JSONL file (a malformed line is skipped with a warning), each `config_key` as today's
+    canonical form makes it from the row's record (`keys.row_key`)."""
     rows = []
     with Path(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
@@ -55,6 +56,8 @@ def load_rows(path: str | Path) -> list[dict[str, Any]]:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
                 logger.warning("%s:%d: not JSON (%s); skipped", path, number, err)
+    for row in rows:
+        row["config_key"] = row_key(row)
     return rows
 
 
