@@ -140,8 +140,8 @@ def row_key(row: dict[str, Any]) -> Any:
     record = row.get("config")
     if not isinstance(record, dict) or not all(isinstance(record.get(s), dict) for s in RECORD_SECTIONS):
         return row.get("config_key")
-    record = json.loads(json.dumps(record, default=str))
+    model = record["model"]
     hidden = ((row.get("resolved_model_config") or {}).get("backbone") or {}).get("hidden_size")
-    if record["arm"].get("kind") == "m2a" and record["model"].get("value_embedding_dim", 0) is None and hidden:
-        record["model"]["value_embedding_dim"] = hidden
+    if record["arm"].get("kind") == "m2a" and "value_embedding_dim" in model and model["value_embedding_dim"] is None:
+        record = {**record, "model": {**model, "value_embedding_dim": hidden}} if hidden else record
     return config_key(record)
