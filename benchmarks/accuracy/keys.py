@@ -81,7 +81,8 @@ M2A_ONLY_MODEL_FIELDS: dict[str, Any] = {
 
 def canonical_record(record: dict[str, Any]) -> dict[str, Any]:
     """`record` with the fields of `NEUTRAL_NEW_FIELDS` dropped at their neutral value and renamed fields under the
-    name they had when the first results were keyed, so a renamed or added field does not orphan earlier rows."""
+    name they had when the first results were keyed, so a renamed or added field does not orphan earlier rows; a
+    baseline arm's `M2A_ONLY_MODEL_FIELDS` are held at the values its rows always recorded."""
     out = {section: dict(values) if isinstance(values, dict) else values for section, values in record.items()}
     if (out.get("arm") or {}).get("kind") == "baseline" and isinstance(out.get("model"), dict):
         out["model"].update({name: value for name, value in M2A_ONLY_MODEL_FIELDS.items() if name in out["model"]})
@@ -142,6 +143,11 @@ def row_key(row: dict[str, Any]) -> Any:
         return row.get("config_key")
     model = record["model"]
     hidden = ((row.get("resolved_model_config") or {}).get("backbone") or {}).get("hidden_size")
-    if record["arm"].get("kind") == "m2a" and "value_embedding_dim" in model and model["value_embedding_dim"] is None:
-        record = {**record, "model": {**model, "value_embedding_dim": hidden}} if hidden else record
+    if (
+        record["arm"].get("kind") == "m2a"
+        and hidden
+        and "value_embedding_dim" in model
+        and model["value_embedding_dim"] is None
+    ):
+        record = {**record, "model": {**model, "value_embedding_dim": hidden}}
     return config_key(record)
