@@ -237,3 +237,17 @@ def test_rows_are_keyed_by_todays_canonical_form(tmp_path):
         assert stored[arm]["config_key"] != today  # what the code of then made of 4.0
         assert loaded[arm]["config_key"] == today
     assert _config("lora", ["--dataset", "fdu-mtl"], tmp_path).key() != loaded["lora"]["config_key"]  # today's budget
+
+
+def test_labels_name_only_what_differs_after_resolution():
+    """The report labels an arm's configurations by the fields that set them apart, read from the same resolved
+    record as the key: M2A rows that recorded `value_embedding_dim: null` (the hidden size, before 64 became the
+    default) beside rows that record 384 differ only in their learning rate, and the labels say only that."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks/accuracy/results/cpu-2026-12-02-amazon-mi"
+    rows = report.load_rows(path / "results-lr-sweep.jsonl")
+    m2a = [row for row in rows if row["arm"] == "m2a-joint"]
+    recorded = {row["config"]["model"]["value_embedding_dim"] for row in m2a}
+    assert recorded == {None, 384}  # the file mixes both spellings of the hidden size
+    labels = report._arm_labels(rows)
+    by_lr = {row["config"]["training"]["learning_rate"]: labels[("m2a-joint", row["config_key"])] for row in m2a}
+    assert by_lr == {2e-4: "m2a-joint [learning_rate=0.0002]", 1e-3: "m2a-joint [learning_rate=0.001]"}

@@ -132,15 +132,13 @@ def config_key(record: dict[str, Any]) -> str:
 RECORD_SECTIONS = ("arm", "model", "data", "training", "runner")
 
 
-def row_key(row: dict[str, Any]) -> Any:
-    """The key of a recorded row under today's canonical form, recomputed from its record, so that a rule added to
-    `canonical_record` later holds for earlier rows too (the stored `config_key` is what the code of then made of
-    it). An M2A row's `value_embedding_dim: null` is M2AConfig's "the hidden size" (the runner records the size it
-    uses since 64 became the default), resolved with the backbone's width recorded beside it. A row without a whole
-    record keeps its stored key."""
+def resolved_record(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The row's recorded configuration with what the code of then left implicit made explicit: an M2A row's
+    `value_embedding_dim: null` is M2AConfig's "the hidden size" (the runner records the size it uses since 64 became
+    the default), resolved with the backbone's width recorded beside it. None for a row without a whole record."""
     record = row.get("config")
     if not isinstance(record, dict) or not all(isinstance(record.get(s), dict) for s in RECORD_SECTIONS):
-        return row.get("config_key")
+        return None
     model = record["model"]
     hidden = ((row.get("resolved_model_config") or {}).get("backbone") or {}).get("hidden_size")
     if (
@@ -150,4 +148,12 @@ def row_key(row: dict[str, Any]) -> Any:
         and model["value_embedding_dim"] is None
     ):
         record = {**record, "model": {**model, "value_embedding_dim": hidden}}
-    return config_key(record)
+    return record
+
+
+def row_key(row: dict[str, Any]) -> Any:
+    """The key of a recorded row under today's canonical form, recomputed from its `resolved_record`, so that a rule
+    added to `canonical_record` later holds for earlier rows too (the stored `config_key` is what the code of then
+    made of it). A row without a whole record keeps its stored key."""
+    record = resolved_record(row)
+    return row.get("config_key") if record is None else config_key(record)

@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.accuracy.keys import keyed_config, row_key
+from benchmarks.accuracy.keys import keyed_config, resolved_record, row_key
 
 
 logger = logging.getLogger("accuracy.report")
@@ -88,7 +88,7 @@ def _settings(row: dict[str, Any]) -> dict[str, Any]:
     """What of the row's configuration determines its result (`keys.keyed_config`), as flat `field: value` over the
     model, data, procedure and training sections."""
     record = {section: {} for section in ("arm", "model", "data", "procedure", "training", "runner")}
-    record.update(row.get("config") or {})
+    record.update(resolved_record(row) or row.get("config") or {})
     config = keyed_config(record)
     return {
         name: value
