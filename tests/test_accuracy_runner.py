@@ -29,7 +29,7 @@ def test_settings_layering_protocol_quick_command_line_arm(tmp_path):
     assert joint.training.learning_rate == pytest.approx(1e-3)  # command line over protocol
     assert joint.data.max_length == 64 and joint.data.max_train_samples == 300  # quick over protocol
     assert joint.data.attribute_columns == "item,department,class,age"  # protocol[clothing]
-    assert joint.procedure.early_stopping_patience == 1 and joint.training.seed == 3  # protocol: until dev stops
+    assert joint.procedure.early_stopping_patience == 2 and joint.training.seed == 3  # protocol: until dev stops
     assert joint.training.num_train_epochs == 1  # quick over the protocol's cap of 6
     assert joint.runner["max_dev_samples"] is None  # quick drops the protocol's dev cap: max_eval_samples applies
     assert joint.model.value_embedding_dim == 64  # the default size, recorded (older rows: None = the hidden size)
@@ -42,7 +42,7 @@ def test_settings_layering_protocol_quick_command_line_arm(tmp_path):
     assert len(keys) == 3 and joint.key() == _config("m2a-joint", argv, tmp_path).key()
     fdu = _config("lora", ["--dataset", "fdu-mtl"], tmp_path)
     assert fdu.data.max_length == 128 and fdu.runner["group_by"] == "domain" and fdu.runner["predict_views"] == "all"
-    assert fdu.training.num_train_epochs == 6 and fdu.procedure.early_stopping_patience == 1
+    assert fdu.training.num_train_epochs == 6 and fdu.procedure.early_stopping_patience == 2
     assert (
         _config("lora", ["--dataset", "fdu-mtl", "--predict_views", "none"], tmp_path).runner["predict_views"]
         == "none"
