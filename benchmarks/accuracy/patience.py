@@ -103,8 +103,9 @@ def render(result: dict[str, list[dict[str, Any]]], patience: int) -> str:
         lost = [100 * (e["best"] - e["best_at"]) for e in cut if e["best_at"] < e["best"]]
         mean, _ = mean_std(lost)
         lines += [
-            f"Runs made with a larger patience and more than {patience + 1} epochs: {len(replayed)}. Patience {patience} would have stopped {len(cut)} of "
-            f"them earlier; {len(lost)} of those would have kept a lower best dev accuracy"
+            f"Runs made with a larger patience and more than {patience + 1} epochs: {len(replayed)}. "
+            f"Patience {patience} would have stopped {len(cut)} of them earlier; {len(lost)} of those would have kept "
+            "a lower best dev accuracy"
             + (f" (by {mean:.2f} points on average, at most {max(lost):.2f})." if lost else "."),
             "",
             f"`‖` marks where patience {patience} stops; dev accuracy in %.",
