@@ -1,6 +1,5 @@
 """benchmarks/accuracy/patience.py: replaying recorded dev curves with another early-stopping patience must stop
-where transformers' EarlyStoppingCallback stops, and the CPU protocol's patience must keep its committed rows
-reproducible."""
+where transformers' EarlyStoppingCallback stops (the protocol's own patience: tests/test_accuracy_runner.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 from transformers import EarlyStoppingCallback, TrainerControl, TrainerState, TrainingArguments
 
-from benchmarks.accuracy import patience, report, run
+from benchmarks.accuracy import patience, report
 
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks/accuracy/results"
@@ -73,26 +72,3 @@ def test_replay_of_the_fdu_4_epoch_rows():
     assert "85.0 / 84.8 ‖ / 87.0 / 88.2" in text
     # nothing to replay at the patience the rows ran with, only their endings
     assert patience.replay(rows, 2)["replayed"] == [] and len(patience.replay(rows, 2)["same"]) == 6
-
-
-def test_protocol_patience_and_the_rows_made_under_patience_1(tmp_path):
-    """The CPU protocol stops after 2 epochs without a dev gain; the Amazon MI rows were made with patience 1 and stay
-    reproducible with `--early_stopping_patience 1`."""
-    row = next(
-        r
-        for r in report.load_rows(RESULTS / "cpu-2026-12-02-amazon-mi/results-best-lr.jsonl")
-        if r["arm"] == "lora" and r["seed"] == 0
-    )
-    assert row["config"]["procedure"]["early_stopping_patience"] == 1
-
-    def key(argv):
-        runner, model, data, procedure, training, explicit = run.parse_args(argv + ["--output_dir", str(tmp_path)])
-        settings = run.resolve_runner(runner, data, explicit)
-        parts = (model, data, procedure, training)
-        config = run.build_config(run.arm_defs.get_arm("lora"), 0, runner, settings, parts, explicit, tmp_path)
-        assert config.procedure.early_stopping_patience == (1 if "--early_stopping_patience" in argv else 2)
-        return config.key()
-
-    argv = ["--dataset", "amazon-mi", "--learning_rate", "2e-4"]
-    assert key([*argv, "--early_stopping_patience", "1"]) == row["config_key"]
-    assert key(argv) != row["config_key"]

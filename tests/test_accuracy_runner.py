@@ -251,3 +251,17 @@ def test_labels_name_only_what_differs_after_resolution():
     labels = report._arm_labels(rows)
     by_lr = {row["config"]["training"]["learning_rate"]: labels[("m2a-joint", row["config_key"])] for row in m2a}
     assert by_lr == {2e-4: "m2a-joint [learning_rate=0.0002]", 1e-3: "m2a-joint [learning_rate=0.001]"}
+
+
+def test_protocol_patience_and_the_rows_made_under_patience_1(tmp_path):
+    """The CPU protocol stops after 2 epochs without a dev gain; the Amazon MI rows were made with patience 1 and stay
+    reproducible with `--early_stopping_patience 1`."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks/accuracy/results/cpu-2026-12-02-amazon-mi"
+    row = next(r for r in report.load_rows(path / "results-best-lr.jsonl") if r["arm"] == "lora" and r["seed"] == 0)
+    assert row["config"]["procedure"]["early_stopping_patience"] == 1
+    argv = ["--dataset", "amazon-mi", "--learning_rate", "2e-4"]
+    then = _config("lora", [*argv, "--early_stopping_patience", "1"], tmp_path)
+    today = _config("lora", argv, tmp_path)
+    assert then.procedure.early_stopping_patience == 1 and today.procedure.early_stopping_patience == 2
+    assert then.key() == row["config_key"]
+    assert today.key() != row["config_key"]

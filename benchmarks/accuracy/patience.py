@@ -63,7 +63,7 @@ def replay(rows: list[dict[str, Any]], patience: int) -> dict[str, list[dict[str
     for row in rows:
         curve = ((row.get("dev") or {}).get("stage1") or {}).get("dev_accuracy") or []
         config = row.get("config") or {}
-        ran_with = (config.get("procedure") or {}).get("early_stopping_patience")
+        ran_with = int((config.get("procedure") or {}).get("early_stopping_patience") or 0)
         if not curve or not ran_with:
             continue
         training = config.get("training") or {}
@@ -74,13 +74,13 @@ def replay(rows: list[dict[str, Any]], patience: int) -> dict[str, list[dict[str
             "seed": row["seed"],
             "learning_rate": training.get("learning_rate"),
             "cap": cap,
-            "patience": int(ran_with),
+            "patience": ran_with,
             "curve": [float(v) for v in curve],
             "best": max(curve),
         }
-        if int(ran_with) == patience:
+        if ran_with == patience:
             out["same"].append({**entry, "ending": _ending(curve, cap)})
-        elif int(ran_with) > patience and len(curve) > patience + 1:  # shorter: patience cannot stop it early
+        elif ran_with > patience and len(curve) > patience + 1:  # shorter: patience cannot stop it early
             stop = epochs_run(curve, patience)
             out["replayed"].append({**entry, "stop": stop, "best_at": max(curve[:stop])})
     for entries in out.values():
