@@ -123,3 +123,27 @@ def test_class_tables_recall_and_confusion_from_saved_predictions(tmp_path):
     text = classes.render(result, "toy", "m2a-joint")
     assert "| LoRA | 0.0 / 0.0 | 50.0 / 12.5 | 100.0 / 87.5 | 50.0 |" in text  # recall / share per class, macro
     assert "| m2a-joint† | 50.0 / 12.5 | 50.0 / 12.5 | 100.0 / 75.0 | 66.7 |" in text
+
+
+def _entry(bucket: str, rows: int, gain: float, std: float | None) -> dict:
+    return {"bucket": bucket, "rows": rows, "seeds": 1 if std is None else 3, "acc_gain": (gain, std)}
+
+
+def test_history_figure_names_rows_under_each_bucket_and_draws_spread_only_when_there_is_one():
+    pytest.importorskip("matplotlib")
+    from matplotlib.container import BarContainer
+
+    def bars(ax):
+        return next(c for c in ax.containers if isinstance(c, BarContainer))
+
+    one_seed = {"item": [_entry("0", 257, 0.78, None), _entry("8+", 1431, 0.49, None)], "_seeds": [0]}
+    three = {"user": [_entry("1", 12, 8.3, 8.3), _entry("4-7", 125, 1.3, 3.6)], "_seeds": [0, 1, 2]}
+    (ax,) = history.figure(one_seed, "clothing", "m2a-joint").axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0\nn=257", "8+\nn=1431"]
+    assert bars(ax).errorbar is None  # one seed: no zero-length error bars
+    assert [round(p.get_height(), 2) for p in ax.patches] == [0.78, 0.49]
+    (ax,) = history.figure(three, "amazon-mi", "m2a-joint").axes
+    errorbar = bars(ax).errorbar
+    assert errorbar is not None
+    segments = errorbar.lines[2][0].get_segments()
+    assert [round(float(seg[1][1] - seg[0][1]), 2) for seg in segments] == [16.6, 7.2]  # ± std around each bar

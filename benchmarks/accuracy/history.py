@@ -200,13 +200,10 @@ def render(result: dict[str, Any], dataset: str, arm: str, against: str = BASELI
     return "\n".join(lines) + "\n"
 
 
-def plot(result: dict[str, Any], dataset: str, arm: str, path: str | Path, against: str = BASELINE_ARM) -> bool:
-    """Bars of the accuracy gain per bucket, one panel per attribute; False when matplotlib is missing."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        logger.warning("matplotlib is not installed; no chart written")
-        return False
+def figure(result: dict[str, Any], dataset: str, arm: str, against: str = BASELINE_ARM):
+    """Bars of the accuracy gain per bucket, one panel per attribute (a matplotlib Figure)."""
+    from matplotlib.figure import Figure
+
     attributes = [a for a in result if not a.startswith("_")]
     fig = Figure(figsize=(4.5 * max(1, len(attributes)), 3.4))
     axes = fig.subplots(1, max(1, len(attributes)), squeeze=False)[0]
@@ -214,16 +211,29 @@ def plot(result: dict[str, Any], dataset: str, arm: str, path: str | Path, again
         entries = result[attribute]
         names = [e["bucket"] for e in entries]
         means = [e["acc_gain"][0] or 0.0 for e in entries]
-        errs = [e["acc_gain"][1] or 0.0 for e in entries]
-        ax.bar(names, means, yerr=errs, color=["#888" if n == "0" else "#3a7" for n in names], capsize=3)
+        # one seed has no spread: no error bars rather than zero-length ones
+        errs = [e["acc_gain"][1] for e in entries]
+        yerr = None if all(err is None for err in errs) else [err or 0.0 for err in errs]
+        positions = range(len(entries))
+        ax.bar(positions, means, yerr=yerr, color=["#888" if n == "0" else "#3a7" for n in names], capsize=3)
         ax.axhline(0, color="black", linewidth=0.8)
-        for x, e in enumerate(entries):
-            ax.annotate(f"n={e['rows']}", (x, 0), textcoords="offset points", xytext=(0, -12), ha="center", fontsize=7)
+        # the row count goes under the bucket name, where no bar can cover it
+        ax.set_xticks(list(positions), [f"{name}\nn={e['rows']}" for name, e in zip(names, entries, strict=True)])
         ax.set_title(f"{dataset}: by {attribute}")
         ax.set_xlabel("training rows of the value")
         ax.set_ylabel(f"{arm} − {'M2A†' if against == 'coarse' else 'LoRA'} accuracy (pts)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    return fig
+
+
+def plot(result: dict[str, Any], dataset: str, arm: str, path: str | Path, against: str = BASELINE_ARM) -> bool:
+    """Write `figure` as a PNG; False when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        logger.warning("matplotlib is not installed; no chart written")
+        return False
+    figure(result, dataset, arm, against).savefig(path, dpi=120)
     return True
 
 
