@@ -18,7 +18,7 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,10 @@ from benchmarks.accuracy.report import latest_ok, load_rows, mean_std
 from benchmarks.accuracy.run import benchmark_data
 from m2a_hf.data import normalize_attribute_value
 from m2a_hf.training import DataArguments
+
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 logger = logging.getLogger("accuracy.history")
@@ -200,7 +204,7 @@ def render(result: dict[str, Any], dataset: str, arm: str, against: str = BASELI
     return "\n".join(lines) + "\n"
 
 
-def figure(result: dict[str, Any], dataset: str, arm: str, against: str = BASELINE_ARM):
+def figure(result: dict[str, Any], dataset: str, arm: str, against: str = BASELINE_ARM) -> Figure:
     """Bars of the accuracy gain per bucket, one panel per attribute (a matplotlib Figure)."""
     from matplotlib.figure import Figure
 
