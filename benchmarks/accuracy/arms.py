@@ -161,9 +161,9 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
             "disable_tqdm": True,
         },
         # patience 2, not 1: dev sets of 192-400 samples move by a few samples between epochs, and replaying the recorded
-        # curves (patience.py, 2026-12-03) showed patience 1 stopping 11 of 49 longer runs on such a dip, 0.5-15.1
-        # dev points below the best they reached, in both arms, and ending 5 of 21 runs before they improved on their
-        # first epoch (on Amazon MI: the majority class)
+        # curves (patience.py; figures in results/cpu-2026-12-03-patience/) showed patience 1 stopping longer runs of
+        # both arms on such a dip, up to 15 dev points below the best they reached, and ending Amazon MI runs before
+        # they improved on their first epoch (the majority class)
         "procedure": {"early_stopping_patience": 2, "stage2_epochs": 1},
         # one torch thread: on a 2-core machine shared with other jobs, 2 threads oversubscribe the cores and M2A
         # steps get several times slower (README); on an idle machine --torch_threads 2 is faster
